@@ -1,0 +1,17 @@
+"""allauth hooks: every new account gets its personal workspace, and pending invitations apply."""
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django.http import HttpRequest
+
+from .services import user_ensure_personal_workspace
+
+
+class KizyAccountAdapter(DefaultAccountAdapter):
+    def save_user(self, request: HttpRequest, user: Any, form: Any, commit: bool = True) -> Any:
+        user = super().save_user(request, user, form, commit=commit)
+        if commit:
+            user_ensure_personal_workspace(user=user)
+        return user

@@ -1,0 +1,151 @@
+"""Writes for accounts: workspaces, memberships, invitations, API keys."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .keys import generate_key
+from .models import ROLE_SCOPES, ApiKey, Invitation, Membership, Role, Scope, User, Workspace
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner: User, personal: bool = False) -> Workspace:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the workspace a name."})
+    workspace = Workspace.objects.create(name=name[:100], is_personal=personal, created_by=owner)
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return workspace
+
+
+def personal_workspace_name(user: User) -> str:
+    return f"{user.display_name}'s workspace"
+
+
+@transaction.atomic
+def user_ensure_personal_workspace(*, user: User) -> Workspace:
+    existing = Workspace.objects.filter(memberships__user=user, is_personal=True, created_by=user).first()
+    return existing or workspace_create(name=personal_workspace_name(user), owner=user, personal=True)
+
+
+def _clean_scopes(scopes: Iterable[str]) -> list[str]:
+    chosen = sorted(set(scopes))
+    unknown = [scope for scope in chosen if scope not in Scope.values]
+    if unknown:
+        raise ValidationError(
+            {"scopes": f"Unknown scope(s) {', '.join(unknown)}; choose from {', '.join(Scope.values)}."}
+        )
+    if not chosen:
+        raise ValidationError({"scopes": f"Choose at least one scope from {', '.join(Scope.values)}."})
+    return chosen
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    secret: str  # the whole key; returned once, never stored
+
+
+@transaction.atomic
+def api_key_create(
+    *, workspace: Workspace, created_by: User | None, name: str, scopes: Iterable[str],
+    allowed_scopes: frozenset[str] | None = None,
+) -> CreatedKey:
+    """Create a key. `allowed_scopes` (the creator's own) caps what the key may do."""
+    chosen = _clean_scopes(scopes)
+    if allowed_scopes is not None and not set(chosen) <= allowed_scopes:
+        extra = ", ".join(sorted(set(chosen) - allowed_scopes))
+        raise PermissionDenied(f"You cannot grant scopes you do not hold yourself: {extra}.")
+    name = (name or "").strip() or "API key"
+    generated = generate_key()
+    api_key = ApiKey.objects.create(
+        workspace=workspace, created_by=created_by, name=name[:100], prefix=generated.prefix,
+        key_hash=generated.hashed, scopes=chosen,
+    )
+    return CreatedKey(api_key=api_key, secret=generated.full)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so a busy key costs no write per request."""
+    now = timezone.now()
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+
+
+def _owners(workspace: Workspace) -> int:
+    return workspace.memberships.filter(role=Role.OWNER).count()
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by: User) -> Invitation:
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose a role from {', '.join(Role.values)}."})
+    if role == Role.OWNER and not workspace.memberships.filter(user=invited_by, role=Role.OWNER).exists():
+        raise PermissionDenied("Only an owner can invite another owner.")
+    if workspace.memberships.filter(user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of this workspace."})
+    invitation, _ = Invitation.objects.update_or_create(
+        workspace=workspace, email=email, accepted_at=None,
+        defaults={"role": role, "invited_by": invited_by, "token": secrets.token_urlsafe(32)},
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    if invitation.accepted_at is not None:
+        raise ValidationError("This invitation was already used.")
+    if invitation.email.lower() != user.email.lower():
+        raise PermissionDenied(f"This invitation is for {invitation.email}; sign in with that address to accept it.")
+    membership, _ = Membership.objects.get_or_create(
+        workspace=invitation.workspace, user=user, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    invitation.delete()
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str, acting: Membership) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose a role from {', '.join(Role.values)}."})
+    if Role.OWNER in (role, membership.role) and acting.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can grant or take away the owner role.")
+    if membership.role == Role.OWNER and role != Role.OWNER and _owners(membership.workspace) == 1:
+        raise ValidationError("A workspace needs at least one owner; make someone else owner first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, acting: Membership) -> None:
+    """Remove a member (or leave, when `acting` is the membership itself)."""
+    leaving = membership.pk == acting.pk
+    if not leaving and Scope.ADMIN not in ROLE_SCOPES[acting.role]:
+        raise PermissionDenied("Only owners and admins can remove members.")
+    if membership.role == Role.OWNER and acting.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can remove an owner.")
+    if membership.role == Role.OWNER and _owners(membership.workspace) == 1:
+        raise ValidationError("The last owner cannot leave; make someone else owner or delete the workspace.")
+    if membership.workspace.is_personal and membership.workspace.created_by_id == membership.user_id:
+        raise ValidationError("You cannot leave your personal workspace.")
+    membership.delete()

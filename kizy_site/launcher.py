@@ -1,0 +1,104 @@
+"""`make up`: migrate, create the demo account, and serve the whole site from one command.
+
+Starts an embedded Redis (unless `REDIS_URL` is set), the ASGI server (HTTP + websockets) and the
+Celery workers, prints the URL and the demo login, and on Ctrl-C or SIGTERM stops every process it
+started, in order, so nothing is left running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+PYTHON = sys.executable
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stopping = False
+
+    def spawn(self, name: str, args: list[str]) -> None:
+        self.children.append((name, subprocess.Popen(args, start_new_session=True)))
+
+    def stop(self, *_: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        print("\nStopping Kizy…", flush=True)
+        for _, child in reversed(self.children):
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 15
+        for name, child in reversed(self.children):
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in time; killing it.", flush=True)
+                child.kill()
+                child.wait()
+
+    def watch(self) -> int:
+        while not self.stopping:
+            for name, child in self.children:
+                code = child.poll()
+                if code is not None and not self.stopping:
+                    print(f"{name} exited with status {code}; stopping the rest.", flush=True)
+                    self.stop()
+                    return code or 1
+            time.sleep(0.5)
+        return 0
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], check=True)
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
+    supervisor = Supervisor()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    if not os.environ.get("REDIS_URL"):
+        from .embedded_redis import start_embedded_redis, stop_embedded_redis
+
+        os.environ["REDIS_URL"] = start_embedded_redis()
+        print(f"Embedded Redis on {os.environ['REDIS_URL']}", flush=True)
+    else:
+        stop_embedded_redis = None  # type: ignore[assignment]
+
+    port = os.environ.get("PORT", "8000")
+    host = os.environ.get("KIZY_BIND", "127.0.0.1")
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("bootstrap_demo")
+        supervisor.spawn("web", [PYTHON, "-m", "daphne", "-b", host, "-p", port, "kizy_site.asgi:application"])
+        worker = [PYTHON, "-m", "celery", "-A", "kizy_site", "worker", "--loglevel=INFO", "--without-gossip",
+                  "--without-mingle"]
+        supervisor.spawn("gpu-worker", [*worker, "-Q", "gpu", "--pool=solo", "-n", "gpu@%h"])
+        supervisor.spawn("worker", [*worker, "-Q", "default", "--pool=threads", "-c", "4", "-n", "default@%h"])
+        supervisor.spawn("beat", [PYTHON, "-m", "celery", "-A", "kizy_site", "beat", "--loglevel=WARNING",
+                                  "-s", os.path.join(os.environ.get("KIZY_HOME", ".kizy"), "celerybeat-schedule")])
+        print(
+            f"\n  Kizy is running on http://{host}:{port}\n"
+            "  Demo login: demo@kizy.local / kizy-demo\n"
+            "  Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        return supervisor.watch()
+    finally:
+        supervisor.stop()
+        if stop_embedded_redis is not None:
+            stop_embedded_redis()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Loaded with `-p` before Django settings: gives the test session an embedded Redis when
+`REDIS_URL` is not set, and a throwaway KIZY_HOME so tests never touch a developer's data."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+if not os.environ.get("KIZY_HOME"):
+    os.environ["KIZY_HOME"] = tempfile.mkdtemp(prefix="kizy-test-home-")
+if not os.environ.get("REDIS_URL"):
+    from kizy_site.embedded_redis import start_embedded_redis
+
+    os.environ["REDIS_URL"] = start_embedded_redis()

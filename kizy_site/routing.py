@@ -1,0 +1,6 @@
+"""Websocket routes of every app, collected in one place."""
+from __future__ import annotations
+
+from typing import Any
+
+websocket_urlpatterns: list[Any] = []

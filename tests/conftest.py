@@ -1,0 +1,67 @@
+"""Shared fixtures: the personas every endpoint is tested with (owner, member, viewer, outsider)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Membership, Role, Scope, User, Workspace
+from accounts.services import api_key_create, workspace_create
+
+
+@dataclass
+class Persona:
+    user: User
+    workspace: Workspace
+    role: str
+    key: str  # a full API key with every scope the role allows
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
+        return client
+
+    def session_client(self) -> APIClient:
+        client = APIClient(enforce_csrf_checks=False)
+        client.force_login(self.user)
+        return client
+
+
+def _persona(email: str, workspace: Workspace, role: str) -> Persona:
+    user = User.objects.create_user(email, "correct horse battery staple")
+    Membership.objects.create(workspace=workspace, user=user, role=role)
+    scopes = Membership.objects.get(workspace=workspace, user=user).scopes
+    key = api_key_create(workspace=workspace, created_by=user, name=f"{role} key", scopes=scopes).secret
+    return Persona(user=user, workspace=workspace, role=role, key=key)
+
+
+@pytest.fixture
+def team(db: None) -> Workspace:
+    owner = User.objects.create_user("alice@example.com", "correct horse battery staple")
+    return workspace_create(name="Team A", owner=owner)
+
+
+@pytest.fixture
+def owner(team: Workspace) -> Persona:
+    user = User.objects.get(email="alice@example.com")
+    key = api_key_create(workspace=team, created_by=user, name="owner key", scopes=Scope.values).secret
+    return Persona(user=user, workspace=team, role=Role.OWNER, key=key)
+
+
+@pytest.fixture
+def member(team: Workspace) -> Persona:
+    return _persona("bob@example.com", team, Role.MEMBER)
+
+
+@pytest.fixture
+def viewer(team: Workspace) -> Persona:
+    return _persona("carol@example.com", team, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db: None) -> Persona:
+    user = User.objects.create_user("mallory@example.com", "correct horse battery staple")
+    workspace = workspace_create(name="Team B", owner=user)
+    key = api_key_create(workspace=workspace, created_by=user, name="outsider key", scopes=Scope.values).secret
+    return Persona(user=user, workspace=workspace, role=Role.OWNER, key=key)
