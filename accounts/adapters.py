@@ -1,4 +1,4 @@
-"""allauth hooks: every new account gets its personal workspace, and pending invitations apply."""
+"""allauth hooks: every new account gets its personal workspace (invitations are accepted from their link)."""
 from __future__ import annotations
 
 from typing import Any

@@ -86,6 +86,9 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 
 
 def _owners(workspace: Workspace) -> int:
+    """Count owners with the workspace row locked (call inside a transaction): two owners stepping
+    down at once must not each see the other as the one who stays."""
+    list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk", flat=True))
     return workspace.memberships.filter(role=Role.OWNER).count()
 
 

@@ -49,14 +49,14 @@ def auth_for_key_string(raw: str) -> WorkspaceAuth:
         raise KeyRejected("Unknown API key. Create one in Settings → API keys.")
     if api_key.revoked_at is not None:
         raise KeyRejected("This API key was revoked. Create a new one in Settings → API keys.")
-    scopes = frozenset(api_key.scopes)
-    membership = None
-    if api_key.created_by_id is not None:
-        # A key never does more than the person who made it may do today.
-        membership = Membership.objects.filter(workspace=api_key.workspace, user_id=api_key.created_by_id).first()
-        if membership is None:
-            raise KeyRejected("The member who created this API key has left the workspace; create a new key.")
-        scopes &= ROLE_SCOPES[membership.role]
+    if api_key.created_by_id is None:
+        # The creator's account was deleted (SET_NULL); with nobody to answer for it, the key is dead.
+        raise KeyRejected("The account that created this API key no longer exists; create a new key.")
+    # A key never does more than the person who made it may do today.
+    membership = Membership.objects.filter(workspace=api_key.workspace, user_id=api_key.created_by_id).first()
+    if membership is None:
+        raise KeyRejected("The member who created this API key has left the workspace; create a new key.")
+    scopes = frozenset(api_key.scopes) & ROLE_SCOPES[membership.role]
     return WorkspaceAuth(
         workspace=api_key.workspace, scopes=scopes, user=api_key.created_by, api_key=api_key, membership=membership
     )

@@ -12,9 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
 app = Celery("kizy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
-app.conf.task_routes = {
-    "studio.*": {"queue": "gpu"},
-    "training.*": {"queue": "gpu"},
-    "webhooks.*": {"queue": "default"},
-}
+# Each task names its queue in its decorator; nothing is routed by name pattern.
 app.autodiscover_tasks()

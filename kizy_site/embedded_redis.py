@@ -46,7 +46,22 @@ def start_embedded_redis() -> str:
         )
         _url = f"redis://127.0.0.1:{port}/0"
         atexit.register(stop_embedded_redis)
+        _exit_normally_on_sigterm()
         return _url
+
+
+def _exit_normally_on_sigterm() -> None:
+    """redis-server daemonizes (it is not our child), and SIGTERM's default action skips atexit: turn
+    SIGTERM into a normal exit so stop_embedded_redis runs. A handler someone else installed stays."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def exit_normally(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_normally)
 
 
 def stop_embedded_redis() -> None:

@@ -16,12 +16,33 @@ from types import FrameType
 PYTHON = sys.executable
 
 
+class Stopping(Exception):
+    """A stop was asked for while Kizy was still starting: start nothing more."""
+
+
 class Supervisor:
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.step: subprocess.Popen[bytes] | None = None
         self.stopping = False
 
+    def run(self, args: list[str]) -> None:
+        """Run a setup step (migrate, …) to completion; a stop request ends it and raises Stopping."""
+        if self.stopping:
+            raise Stopping
+        self.step = subprocess.Popen(args)
+        try:
+            code = self.step.wait()
+        finally:
+            self.step = None
+        if self.stopping:
+            raise Stopping
+        if code:
+            raise subprocess.CalledProcessError(code, args)
+
     def spawn(self, name: str, args: list[str]) -> None:
+        if self.stopping:  # a signal arrived during startup: spawning now would orphan the process
+            raise Stopping
         self.children.append((name, subprocess.Popen(args, start_new_session=True)))
 
     def stop(self, *_: object) -> None:
@@ -29,6 +50,9 @@ class Supervisor:
             return
         self.stopping = True
         print("\nStopping Kizy…", flush=True)
+        step = self.step
+        if step is not None and step.poll() is None:
+            step.terminate()
         for _, child in reversed(self.children):
             if child.poll() is None:
                 child.terminate()
@@ -53,10 +77,6 @@ class Supervisor:
         return 0
 
 
-def manage(*args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], check=True)
-
-
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
     supervisor = Supervisor()
@@ -78,8 +98,8 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("KIZY_BIND", "127.0.0.1")
     try:
-        manage("migrate", "--noinput", "-v", "0")
-        manage("bootstrap_demo")
+        supervisor.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"])
+        supervisor.run([PYTHON, "manage.py", "bootstrap_demo"])
         supervisor.spawn("web", [PYTHON, "-m", "daphne", "-b", host, "-p", port, "kizy_site.asgi:application"])
         worker = [PYTHON, "-m", "celery", "-A", "kizy_site", "worker", "--loglevel=INFO", "--without-gossip",
                   "--without-mingle"]
@@ -94,6 +114,8 @@ def main() -> int:
             flush=True,
         )
         return supervisor.watch()
+    except Stopping:
+        return 0
     finally:
         supervisor.stop()
         if stop_embedded_redis is not None:

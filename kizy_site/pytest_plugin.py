@@ -7,6 +7,9 @@ import tempfile
 
 if not os.environ.get("KIZY_HOME"):
     os.environ["KIZY_HOME"] = tempfile.mkdtemp(prefix="kizy-test-home-")
+# The CPU-only test node pack loads beside the built-ins (M4: only allow-listed packs load).
+os.environ.setdefault("KIZY_NODE_PACKS", "kizy,kizy-testpack")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 if not os.environ.get("REDIS_URL"):
     from kizy_site.embedded_redis import start_embedded_redis
 

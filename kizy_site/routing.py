@@ -3,4 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from studio.routing import websocket_urlpatterns as studio_routes
+from training.routing import websocket_urlpatterns as training_routes
+
+websocket_urlpatterns: list[Any] = [*studio_routes, *training_routes]

@@ -264,3 +264,58 @@ LOGGING = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+KIZY_DEVICE = env.str("KIZY_DEVICE", default="auto")  # auto: CUDA when torch sees a GPU, else CPU
+
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-jobs": {"task": "studio.requeue_stale_jobs", "schedule": 60.0},
+}
+# Lets webhooks reach receivers on this machine or a private network (development only; the
+# production profile ignores it).
+KIZY_WEBHOOK_ALLOW_PRIVATE = env.bool("KIZY_WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# --- Model & LoRA catalog (models_catalog) -----------------------------------------------------
+CIVITAI_API_BASE = env.str("CIVITAI_API_BASE", default="https://civitai.com/api/v1")
+CIVITAI_TOKEN = env.str("CIVITAI_TOKEN", default="")
+HF_ENDPOINT = env.str("HF_ENDPOINT", default="https://huggingface.co")
+HF_TOKEN = env.str("HF_TOKEN", default="")
+# Highest CivitAI content rating kept by syncs and imports: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX.
+KIZY_CATALOG_NSFW_MAX = env.int("KIZY_CATALOG_NSFW_MAX", default=2)
+KIZY_CATALOG_MAX_DOWNLOAD_BYTES = env.int("KIZY_CATALOG_MAX_DOWNLOAD_BYTES", default=30 * 1024**3)
+KIZY_CATALOG_MAX_UPLOAD_BYTES = env.int("KIZY_CATALOG_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+KIZY_CATALOG_HTTP_ATTEMPTS = env.int("KIZY_CATALOG_HTTP_ATTEMPTS", default=5)
+KIZY_CATALOG_SYNC_LIMIT = env.int("KIZY_CATALOG_SYNC_LIMIT", default=500)
+KIZY_CATALOG_SYNC_SOURCES = env.list("KIZY_CATALOG_SYNC_SOURCES", default=["civitai", "huggingface"])
+# "auto": sentence embeddings when the bundled MiniLM package is installed, else lexical; "lexical": never.
+KIZY_SUGGEST_ENGINE = env.str("KIZY_SUGGEST_ENGINE", default="auto")
+
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    **{
+        f"catalog-sync-{source}": {
+            "task": "models_catalog.sync",
+            "schedule": crontab(hour=3, minute=17 + 20 * index),
+            "kwargs": {"source": source, "limit": KIZY_CATALOG_SYNC_LIMIT, "trigger": "beat"},
+        }
+        for index, source in enumerate(KIZY_CATALOG_SYNC_SOURCES)
+    },
+}
+
+# --- Training (training, gpu_workers.training) ---------------------------------------------------
+# A training's lease: a worker renews it every third of this; a killed worker's job is taken over
+# (and resumed from its last checkpoint) once it expires.
+KIZY_TRAINING_LEASE_SECONDS = env.int("KIZY_TRAINING_LEASE_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["requeue-stale-trainings"] = {"task": "training.requeue_stale_trainings", "schedule": 60.0}
+# Tests that run a real worker process beside the test run need it to share the test database; with
+# SQLite that means a file (under the throwaway KIZY_HOME the test plugin sets) instead of memory.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(KIZY_HOME / "test-db.sqlite3"))
+# ControlNet weights per model family and preprocessor, as model-store references. The default points
+# at the tiny demo ControlNets that `load_demo_catalog` generates.
+KIZY_CONTROLNETS = env.json("KIZY_CONTROLNETS", default={
+    family: {"canny": f"local:tiny/{family}-controlnet", "depth": f"local:tiny/{family}-controlnet"}
+    for family in ("sd15", "sdxl", "flux")
+})
+# Memory the worker may spend keeping pipelines warm (least recently used ones are dropped beyond it).
+KIZY_PIPELINE_CACHE_BYTES = env.int("KIZY_PIPELINE_CACHE_BYTES", default=8 * 2**30)

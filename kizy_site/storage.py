@@ -9,7 +9,7 @@ import time
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils.deconstruct import deconstructible
 
@@ -49,10 +49,15 @@ class PrivateFileSystemStorage(FileSystemStorage):
 
 def signed_url(name: str, ttl: int | None = None) -> str:
     """An absolute-or-relative URL a client may fetch without credentials until it expires."""
-    if isinstance(default_storage._wrapped if hasattr(default_storage, "_wrapped") else default_storage,
-                  PrivateFileSystemStorage):
+    backend = storages["default"]  # the object default_storage wraps, set up if it was not yet
+    if isinstance(backend, PrivateFileSystemStorage):
         return sign_file_url(name, ttl)
-    return default_storage.url(name)
+    if ttl is not None:
+        try:
+            return str(backend.url(name, expire=ttl))  # django-storages' S3Storage presigns for `ttl`
+        except TypeError:
+            pass
+    return str(backend.url(name))
 
 
 def absolute(request: HttpRequest | None, url: str) -> str:

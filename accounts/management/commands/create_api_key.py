@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -39,7 +40,11 @@ class Command(BaseCommand):
         membership = Membership.objects.get(workspace=workspace, user=user)
         if membership.role not in (Role.OWNER, Role.ADMIN) and Scope.ADMIN in options["scopes"]:
             raise CommandError(f"{email} is {membership.role} in {workspace.name}; it cannot hold the admin scope.")
-        created = api_key_create(workspace=workspace, created_by=user, name=options["name"], scopes=options["scopes"],
-                                 allowed_scopes=membership.scopes)
+        try:
+            created = api_key_create(workspace=workspace, created_by=user, name=options["name"],
+                                     scopes=options["scopes"], allowed_scopes=membership.scopes)
+        except (PermissionDenied, ValidationError) as exc:
+            message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            raise CommandError(f"{email} is {membership.role} in {workspace.name}: {message}") from exc
         self.stdout.write(f"Scopes: {', '.join(created.api_key.scopes)}")
         self.stdout.write(created.secret)

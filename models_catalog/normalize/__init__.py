@@ -1,0 +1,1 @@
+"""Turn each source's payloads into `UpstreamItem`s: one neutral shape the upsert service understands."""

@@ -1,0 +1,58 @@
+"""The one JSON shape of a generation (API responses, websocket final events, webhook payloads)."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from kizy_site.storage import absolute, signed_url
+
+from .models import Generation
+
+
+def output_files(generation: Generation, request: HttpRequest | None = None) -> list[dict[str, Any]]:
+    files = []
+    for item in generation.outputs or []:
+        files.append({
+            "url": absolute(request, signed_url(item["key"])),
+            **{k: item[k] for k in ("kind", "content_type", "width", "height", "frames", "fps", "sha256", "node")
+               if k in item},
+        })
+    return files
+
+
+def job_urls(generation: Generation, request: HttpRequest | None, base: str = "/api/v1/generations") -> dict[str, str]:
+    return {
+        "get": absolute(request, f"{base}/{generation.pk}"),
+        "cancel": absolute(request, f"{base}/{generation.pk}/cancel"),
+        "stream": absolute(request, f"/ws/generations/{generation.pk}/").replace("http", "ws", 1),
+    }
+
+
+def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    return {
+        "id": str(generation.pk),
+        "source": generation.source,
+        "status": generation.status,
+        "progress": round(generation.progress, 4),
+        "current_node": {"id": generation.current_node, "title": generation.current_title}
+        if generation.current_node else None,
+        "request": generation.request,
+        "outputs": output_files(generation, request) if generation.status == "succeeded" else [],
+        "error": generation.error or None,
+        "logs": generation.logs,
+        "nodes": generation.node_states,
+        "reproducibility": generation.reproducibility,
+        "metrics": {"predict_time": generation.predict_seconds},
+        "webhook": generation.webhook or None,
+        "webhook_events_filter": generation.webhook_events_filter,
+        "created_at": generation.created_at.isoformat() if generation.created_at else None,
+        "started_at": generation.started_at.isoformat() if generation.started_at else None,
+        "completed_at": generation.completed_at.isoformat() if generation.completed_at else None,
+        "urls": job_urls(generation, request),
+    }
+
+
+def generation_output_event(generation: Generation) -> dict[str, Any]:
+    """Fields added to the final websocket event so the page can show results without a reload."""
+    return {"outputs": output_files(generation) if generation.status == "succeeded" else []}

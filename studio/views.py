@@ -1,0 +1,207 @@
+"""Browser pages: the studio (prompt in, live progress, images out), the gallery and a generation's record.
+
+The studio page itself talks to the same REST API and websocket as any client (static/js/studio.js);
+these views only render the page and what it starts from. Reads go through `access.py` and
+`selectors.py`; file links are the short-lived signed URLs of `serializers_output.output_files`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from accounts.models import Scope, Workspace
+from models_catalog.access import visible_loras, visible_models
+from models_catalog.selectors import installed_models
+
+from .access import get_generation_for_workspace
+from .forms import GalleryFilterForm
+from .models import Generation, Source
+from .request_schema import ASPECT_RATIOS, SCHEDULERS
+from .selectors import filter_generations
+from .serializers_output import generation_payload, output_files
+
+GALLERY_PAGE_SIZE = 24
+RECENT_IN_STUDIO = 8
+STUDIO_ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
+# Node types in plain words for the progress line; the event's own title is the fallback.
+NODE_WORDS = {
+    "load_model": "Loading the model", "apply_lora": "Applying LoRA", "load_image": "Reading the guide image",
+    "text_to_image": "Generating", "image_to_image": "Generating from the guide image",
+    "controlnet": "Generating along the guide image", "face_detail": "Fixing faces", "upscale": "Upscaling",
+    "save_image": "Saving", "resize": "Resizing", "text_to_video": "Generating the video",
+    "image_to_video": "Animating the guide image", "save_video": "Saving",
+}
+
+
+def _workspace(request: HttpRequest) -> Workspace:
+    return request.workspace  # type: ignore[attr-defined,no-any-return]
+
+
+def _workspace_generations(request: HttpRequest) -> QuerySet[Generation]:
+    """Every generation of the request's workspace: the one list the gallery pages start from."""
+    return Generation.objects.filter(workspace=_workspace(request))
+
+
+def _can_generate(request: HttpRequest) -> bool:
+    membership = getattr(request, "membership", None)
+    return membership is not None and Scope.GENERATE in membership.scopes
+
+
+def _catalog_state(workspace: Workspace) -> dict[str, bool]:
+    """Whether any model is installed, and whether every installed one is a random-weight demo model."""
+    installed = installed_models(workspace)
+    has_models = installed.exists()
+    demo_only = has_models and not installed.filter(is_demo=False).exists()
+    return {"has_models": has_models, "demo_only": demo_only}
+
+
+def _names(queryset: QuerySet[Any], ids: set[str]) -> dict[str, str]:
+    return {str(pk): name for pk, name in queryset.filter(pk__in=ids).values_list("pk", "name")}
+
+
+def _tiles(request: HttpRequest, generations: list[Generation]) -> list[dict[str, Any]]:
+    """What a thumbnail needs: the first output's signed URL, the model's name, the prompt."""
+    model_refs = {g.model_ref for g in generations if g.model_ref}
+    model_names = _names(visible_models(_workspace(request)), model_refs)
+    tiles = []
+    for generation in generations:
+        files = output_files(generation, request) if generation.status == "succeeded" else []
+        tiles.append({
+            "generation": generation,
+            "thumbnail": next((f for f in files if f.get("kind") == "image"), None),
+            "count": len(files),
+            "prompt": str((generation.request or {}).get("prompt", "")) or generation.get_source_display(),
+            "model_name": model_names.get(generation.model_ref, ""),
+        })
+    return tiles
+
+
+def _rerunnable(generation: Generation) -> bool:
+    request = generation.request or {}
+    return generation.source != Source.WORKFLOW and bool(request.get("prompt")) and bool(request.get("model"))
+
+
+@login_required
+def studio(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    start: dict[str, Any] = {}
+    source_id = request.GET.get("from") or request.GET.get("watch")
+    if source_id:
+        try:
+            generation = get_generation_for_workspace(workspace=workspace, id=source_id)
+        except Http404:
+            messages.warning(request, "That generation is not in this workspace, so the studio starts empty.")
+        else:
+            if "watch" in request.GET:
+                start["watch"] = generation_payload(generation, request)
+            elif _rerunnable(generation):
+                start["prefill"] = generation.request
+            if (index := request.GET.get("guide", "")).isdigit():
+                files = output_files(generation, request) if generation.status == "succeeded" else []
+                if int(index) < len(files):
+                    start["guide"] = {"url": files[int(index)]["url"], "name": f"Output {int(index) + 1}"}
+    recent = list(_workspace_generations(request)[:RECENT_IN_STUDIO])
+    config = {
+        "urls": {
+            "generations": "/api/v1/generations",
+            "models": "/api/v1/models",
+            "loras": "/api/v1/loras",
+            "suggest": "/api/v1/suggest",
+            "stream": "/ws/generations/",
+            "detail": reverse("generation-detail", args=["00000000-0000-0000-0000-000000000000"]),
+            "studio": reverse("studio"),
+        },
+        "aspect_ratios": list(STUDIO_ASPECT_RATIOS),
+        "schedulers": list(SCHEDULERS),
+        "node_words": NODE_WORDS,
+        "can_generate": _can_generate(request),
+        **start,
+    }
+    return render(request, "studio/studio.html", {
+        "config": config,
+        "can_generate": config["can_generate"],
+        "aspect_ratios": [(ratio, ASPECT_RATIOS[ratio]) for ratio in STUDIO_ASPECT_RATIOS],
+        "schedulers": SCHEDULERS,
+        "recent": _tiles(request, recent),
+        **_catalog_state(workspace),
+    })
+
+
+@login_required
+def gallery(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    generations = _workspace_generations(request)
+    used_models = set(generations.order_by().values_list("model_ref", flat=True).distinct()) - {""}
+    recent_lora_refs = generations.order_by("-created_at").values_list("lora_refs", flat=True)[:2000]
+    used_loras = {str(ref) for refs in recent_lora_refs if isinstance(refs, list) for ref in refs}
+    model_names = _names(visible_models(workspace), used_models)
+    lora_names = _names(visible_loras(workspace), used_loras)
+    form = GalleryFilterForm(
+        request.GET or None,
+        models=sorted(model_names.items(), key=lambda item: item[1].lower()),
+        loras=sorted(lora_names.items(), key=lambda item: item[1].lower()),
+    )
+    params = form.selector_params()
+    paginator = Paginator(filter_generations(generations, params), GALLERY_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "studio/gallery.html", {
+        "form": form,
+        "page": page,
+        "tiles": _tiles(request, list(page.object_list)),
+        "filtered": bool(params),
+        "has_any": generations.exists(),
+        "page_query": query.urlencode(),
+    })
+
+
+@login_required
+def generation_detail(request: HttpRequest, generation_id: str) -> HttpResponse:
+    generation = get_generation_for_workspace(workspace=_workspace(request), id=generation_id)
+    record = dict(generation.request or {})
+    model_names = _names(visible_models(_workspace(request)), {generation.model_ref} - {""})
+    lora_names = _names(visible_loras(_workspace(request)), {str(ref) for ref in generation.lora_refs or []})
+    loras = [{**lora, "name": lora_names.get(str(lora.get("id")), str(lora.get("id")))}
+             for lora in record.get("loras") or [] if isinstance(lora, dict)]
+    nodes = []
+    total_seconds = sum(float(state.get("seconds") or 0) for state in (generation.node_states or {}).values())
+    for node_id, state in (generation.node_states or {}).items():
+        seconds = float(state.get("seconds") or 0)
+        status = state.get("status", "")
+        if status == "running" and generation.is_terminal:  # the job ended while this node ran
+            status = "failed" if generation.status == "failed" else "stopped"
+        nodes.append({"id": node_id, **state, "status": status, "seconds": seconds,
+                      "share": round(100 * seconds / total_seconds) if total_seconds else 0})
+    reproducibility = generation.reproducibility or {}
+    payload = generation_payload(generation, request)
+    return render(request, "studio/generation_detail.html", {
+        "generation": generation,
+        "files": payload["outputs"],
+        "record": record,
+        "model_name": model_names.get(generation.model_ref, generation.model_ref),
+        "loras": loras,
+        "detailers": record.get("detailers") or {},
+        "nodes": nodes,
+        "total_seconds": total_seconds,
+        "repro": reproducibility,
+        "repro_nodes": reproducibility.get("nodes") or {},
+        "repro_models": reproducibility.get("models") or {},
+        "request_json": json.dumps(record, indent=2, sort_keys=True),
+        "repro_json": json.dumps(reproducibility, indent=2, sort_keys=True),
+        "rerunnable": _rerunnable(generation) and _can_generate(request),
+        "can_generate": _can_generate(request),
+        "config": {
+            "urls": {"generations": "/api/v1/generations", "studio": reverse("studio")},
+            "generation": {"id": str(generation.pk), "request": record, "source": generation.source},
+            "can_generate": _can_generate(request),
+        },
+    })

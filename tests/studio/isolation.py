@@ -1,0 +1,40 @@
+"""Studio routes for the tenancy tests in tests/accounts/test_tenancy.py."""
+from __future__ import annotations
+
+from studio.models import Generation, WebhookDelivery, WebhookEndpoint
+from tests.accounts.isolation import Route
+from tests.conftest import Persona
+
+GRAPH = {"nodes": {"n": {"type": "const_int", "inputs": {"value": 1}}}, "outputs": ["n"]}
+
+
+def make_generation(persona: Persona) -> str:
+    return str(Generation.objects.create(workspace=persona.workspace, graph=GRAPH, source="workflow").pk)
+
+
+# Prompt requests answer 400 here because these tests install no model ("No model is installed yet");
+# what they check is who may call them at all.
+NO_MODEL = 400
+
+ROUTES = [
+    Route("api-nodes", "GET", "/api/v1/nodes", "read"),
+    Route("workflow-list", "GET", "/api/v1/workflows", "read"),
+    Route("workflow-list", "POST", "/api/v1/workflows", "generate", body={"graph": GRAPH}, ok=201),
+    Route("workflow-detail", "GET", "/api/v1/workflows/{id}", "read", make=make_generation),
+    Route("workflow-cancel", "POST", "/api/v1/workflows/{id}/cancel", "generate", make=make_generation),
+    Route("generation-list", "GET", "/api/v1/generations", "read"),
+    Route("generation-list", "POST", "/api/v1/generations", "generate", body={"prompt": "a fox"}, ok=NO_MODEL),
+    Route("generation-detail", "GET", "/api/v1/generations/{id}", "read", make=make_generation),
+    Route("generation-cancel", "POST", "/api/v1/generations/{id}/cancel", "generate", make=make_generation),
+    Route("replicate-predictions", "GET", "/v1/predictions", "read"),
+    Route("replicate-predictions", "POST", "/v1/predictions", "generate",
+          body={"version": "kizy/none", "input": {"prompt": "a fox"}}, ok=NO_MODEL),
+    Route("replicate-prediction", "GET", "/v1/predictions/{id}", "read", make=make_generation),
+    Route("replicate-cancel", "POST", "/v1/predictions/{id}/cancel", "generate", make=make_generation),
+    Route("replicate-model-run", "POST", "/v1/models/kizy/none/predictions", "generate",
+          body={"input": {"prompt": "a fox"}}, ok=NO_MODEL),
+    Route("openai-images", "POST", "/v1/images/generations", "generate", body={"prompt": "a fox"}, ok=NO_MODEL),
+    Route("openai-image-edits", "POST", "/v1/images/edits", "generate", body={"prompt": "a fox"}, ok=NO_MODEL),
+]
+
+TENANT_MODELS = [Generation, WebhookEndpoint, WebhookDelivery]

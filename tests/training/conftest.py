@@ -1,0 +1,78 @@
+"""Fixtures for fine-tuning tests: the tiny SD 1.5 model (generated once per session), a catalog row
+for it, small training settings, and what a subprocess worker needs to share the test database."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import LazySettings
+from django.db import connection
+
+from models_catalog.models import BaseModel
+
+# Small enough that a training run takes seconds on a CPU, big enough to exercise every path.
+FAST_PARAMS = {"steps": 20, "resolution": 64, "checkpoint_every": 10, "sample_steps": 2, "batch_size": 2,
+               "rank": 4, "alpha": 4}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store whose `local/sd15` is the tiny random-weight SD 1.5 pipeline (~2 s to build)."""
+    from gpu_workers.models.tiny import build_sd15
+
+    root = tmp_path_factory.mktemp("training-model-store")
+    build_sd15(root / "local")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def training_settings(settings: LazySettings, tiny_model_store: Path) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.KIZY_MODEL_STORE = tiny_model_store
+    settings.KIZY_DEVICE = "cpu"
+
+
+@pytest.fixture
+def sd15_model(db: None) -> BaseModel:
+    return BaseModel.objects.create(
+        name="Tiny SD 1.5", source="local", external_id="sd15", family="sd15", approved=True, is_demo=True,
+        status="installed", store_ref="local:sd15",
+    )
+
+
+@pytest.fixture
+def media_root(settings: LazySettings) -> Path:
+    return Path(settings.MEDIA_ROOT)
+
+
+@pytest.fixture
+def clean_media(media_root: Path) -> Path:
+    """An empty storage folder, so a test can assert that nothing at all was written."""
+    shutil.rmtree(media_root / "ws", ignore_errors=True)
+    return media_root
+
+
+def database_url() -> str:
+    """The test database as a URL a subprocess (worker, web server) can open."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(config["NAME"])
+        assert not name.startswith(("file:", ":memory:")), "subprocess tests need a file-backed test database"
+        return f"sqlite:///{name}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
+
+
+def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": database_url(), "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE), "KIZY_DEVICE": "cpu",
+        "DJANGO_SETTINGS_MODULE": "kizy_site.settings", "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env

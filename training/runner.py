@@ -1,0 +1,229 @@
+"""Runs one training job inside a worker: lease, resume, train, register the LoRA.
+
+The lease works like a generation's (``studio.runner``): a redelivered duplicate of the task finds the
+lease held and exits (J2); a killed worker's lease expires and the next attempt resumes from the
+latest checkpoint recorded on the row (J4), so the steps before it are not trained again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from gpu_workers.models.errors import ModelError
+from gpu_workers.models.store import ModelStore
+from gpu_workers.sdk import JobCanceled
+from gpu_workers.training.spec import Checkpoint, TrainingItem, TrainingSpec
+from studio.engine import Heartbeat, StorageArtifactStore, Throttle, is_cancel_requested
+from studio.models import Status
+from studio.runner import worker_id
+
+from . import events
+from .models import TrainingJob
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "KIZY_TRAINING_LEASE_SECONDS", 60))
+
+
+def acquire_lease(job_id: str, owner: str) -> TrainingJob | None:
+    """Take the job unless another worker holds a live lease on it or it has ended."""
+    now = timezone.now()
+    taken = TrainingJob.objects.filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner),
+        pk=job_id, status__in=[Status.STARTING, Status.PROCESSING],
+    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()), attempts=F("attempts") + 1)
+    if not taken:
+        return None
+    return TrainingJob.objects.select_related("workspace", "created_by").get(pk=job_id)
+
+
+def renew_lease(job_id: str, owner: str) -> None:
+    TrainingJob.objects.filter(pk=job_id, lease_owner=owner).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+    )
+
+
+class TrainingEventSink:
+    """gpu_workers TrainingEvents → the job row (throttled) + websocket events (batched losses)."""
+
+    def __init__(self, job: TrainingJob, run: int) -> None:
+        self.job = job
+        self.run = run
+        self.row_throttle = Throttle(1.0)
+        self.event_throttle = Throttle(0.25)
+        self.unsent: list[list[float]] = []
+        self.log_lines: list[str] = [line for line in (job.logs or "").splitlines() if line]
+
+    def flush(self, force: bool = False) -> None:
+        if self.row_throttle.ready(force):
+            TrainingJob.objects.filter(pk=self.job.pk).update(
+                step=self.job.step, progress=self.job.progress, loss_history=self.job.loss_history,
+                checkpoints=self.job.checkpoints, latest_checkpoint_step=self.job.latest_checkpoint_step,
+                logs="\n".join(self.log_lines)[-20000:],
+            )
+
+    def started(self, *, total_steps: int, resumed_from: int | None, device: str) -> None:
+        runs = [*self.job.runs, {"run": self.run, "worker": worker_id(), "device": device,
+                                 "resumed_from": resumed_from, "first_step": (resumed_from or 0) + 1,
+                                 "started_at": timezone.now().isoformat()}]
+        self.job.runs = runs
+        TrainingJob.objects.filter(pk=self.job.pk).update(runs=runs, total_steps=total_steps)
+        self.job.total_steps = total_steps
+        events.emit(self.job, events.job_state(self.job))
+
+    def step(self, *, step: int, total: int, loss: float, lr: float, run: int) -> None:
+        point = [step, round(loss, 6), run]
+        self.job.loss_history.append(point)
+        self.job.step, self.job.progress = step, step / max(total, 1)
+        self.unsent.append(point[:2])
+        self.flush()
+        if self.event_throttle.ready(force=step == total):
+            events.emit(self.job, {"type": "training.progress", "status": Status.PROCESSING, "step": step,
+                                   "total": total, "progress": round(self.job.progress, 4), "lr": lr,
+                                   "losses": self.unsent})
+            self.unsent = []
+
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        from .payloads import sample_payload
+
+        recorded = [c for c in self.job.checkpoints if c["step"] != checkpoint.step]
+        self.job.checkpoints = [*recorded, checkpoint.as_dict()]
+        self.job.latest_checkpoint_step = checkpoint.step
+        self.flush(force=True)
+        events.emit(self.job, {"type": "training.checkpoint", "step": checkpoint.step,
+                               "samples": [sample_payload(s.as_dict()) for s in checkpoint.samples]})
+
+    def log(self, message: str) -> None:
+        self.log_lines.append(f"[{timezone.now():%H:%M:%S}] {message}")
+        self.flush()
+        events.emit(self.job, {"type": "training.log", "message": message})
+
+
+def _finish(job: TrainingJob, **fields: Any) -> str:
+    fields.setdefault("completed_at", timezone.now())
+    fields.update(lease_owner="", lease_expires_at=None)
+    with transaction.atomic():
+        TrainingJob.objects.filter(pk=job.pk).update(**fields)
+        job.refresh_from_db()
+        events.job_finished_on_commit(job)
+    return str(fields.get("status", ""))
+
+
+def _spec(job: TrainingJob) -> TrainingSpec:
+    return TrainingSpec(
+        job_id=str(job.pk), workspace_id=str(job.workspace_id), family=job.family, params=job.params,
+        items=tuple(TrainingItem(**item) for item in job.items), sample_prompts=tuple(job.sample_prompts),
+        trigger_word=job.trigger_word, resume_from_step=job.latest_checkpoint_step, run=job.attempts,
+    )
+
+
+def _device() -> str:
+    from studio.backends import _device as studio_device
+
+    return studio_device()
+
+
+def training_execute(*, job_id: str) -> str:
+    """Run (or resume) the job if this worker can take it. Returns what happened, for logs and tests."""
+    owner = worker_id()
+    job = acquire_lease(job_id, owner)
+    if job is None:
+        return "skipped: another worker holds the lease, or the job has ended"
+    if job.cancel_requested or is_cancel_requested(job_id):
+        return _finish(job, status=Status.CANCELED)
+    if job.attempts > MAX_ATTEMPTS:
+        return _finish(job, status=Status.FAILED,
+                       error=f"Gave up after {MAX_ATTEMPTS} attempts; the worker kept stopping during this training.")
+    first_start = job.started_at is None
+    resume = job.latest_checkpoint_step
+    # Steps after the checkpoint are trained again, so their earlier records go.
+    history = [entry for entry in job.loss_history if resume and entry[0] <= resume]
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROCESSING, started_at=job.started_at or timezone.now(),
+                                                 loss_history=history, step=resume or 0)
+    job.refresh_from_db()
+    events.emit(job, events.job_state(job))
+    if first_start:
+        events.queue_webhooks(job, "start")
+
+    artifacts = StorageArtifactStore()
+    try:
+        model_path = ModelStore(settings.KIZY_MODEL_STORE).resolve(
+            job.base_model_ref, artifacts=artifacts, workspace_id=str(job.workspace_id)
+        )
+    except ModelError as exc:
+        return _finish(job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}")
+
+    sink = TrainingEventSink(job, run=job.attempts)
+    cancel_check = Throttle(0.25)
+    canceled = False
+
+    def is_cancelled() -> bool:
+        nonlocal canceled
+        if not canceled and cancel_check.ready():
+            canceled = is_cancel_requested(job_id)
+        return canceled
+
+    from gpu_workers.training.trainer import train_lora
+
+    started = time.monotonic()
+    try:
+        with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)):
+            result = train_lora(_spec(job), model_path=Path(model_path), artifacts=artifacts, events=sink,
+                                is_cancelled=is_cancelled, device=_device())
+    except JobCanceled:
+        sink.flush(force=True)
+        return _finish(job, status=Status.CANCELED)
+    except (ValueError, FloatingPointError, ModelError) as exc:
+        sink.flush(force=True)
+        return _finish(job, status=Status.FAILED, error=str(exc), logs="\n".join(sink.log_lines))
+    except RuntimeError as exc:
+        sink.flush(force=True)
+        message = str(exc)
+        if "out of memory" in message.lower():
+            message = ("The GPU ran out of memory. Lower the batch size or the resolution, or turn gradient "
+                       f"checkpointing on. ({message[:200]})")
+        return _finish(job, status=Status.FAILED, error=message, logs="\n".join(sink.log_lines))
+
+    from .catalog import register_trained_lora
+
+    with transaction.atomic():
+        lora = register_trained_lora(job=job, lora_key=result.lora_key, lora_sha256=result.lora_sha256,
+                                     lora_size=result.lora_size, kohya_key=result.kohya_key,
+                                     kohya_sha256=result.kohya_sha256, kohya_size=result.kohya_size)
+        return _finish(
+            job, status=Status.SUCCEEDED, progress=1.0, step=result.steps, lora=lora, lora_key=result.lora_key,
+            kohya_key=result.kohya_key, lora_sha256=result.lora_sha256, loss_history=result.loss_history,
+            checkpoints=sink.job.checkpoints, latest_checkpoint_step=sink.job.latest_checkpoint_step,
+            logs="\n".join(sink.log_lines)[-20000:],
+            reproducibility={**result.reproducibility, "seconds": round(time.monotonic() - started, 3)},
+        )
+
+
+def requeue_stale_trainings(*, older_than: int | None = None) -> list[str]:
+    """Trainings whose worker vanished (lease expired) or whose message was lost: queue them again."""
+    from .services import enqueue
+
+    older_than = older_than or lease_seconds()
+    now = timezone.now()
+    stale = TrainingJob.objects.filter(
+        Q(status=Status.PROCESSING, lease_expires_at__lt=now)
+        | Q(status=Status.STARTING, lease_owner="", created_at__lt=now - timedelta(seconds=older_than))
+        | Q(status=Status.STARTING, lease_expires_at__lt=now)
+    )
+    requeued = []
+    for job in stale:
+        enqueue(job)
+        requeued.append(str(job.pk))
+    return requeued
