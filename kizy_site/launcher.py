@@ -1,4 +1,4 @@
-"""`make up`: migrate, create the demo account, and serve the whole site from one command.
+"""`make up`: migrate, create the demo account and catalog, and serve the whole site from one command.
 
 Starts an embedded Redis (unless `REDIS_URL` is set), the ASGI server (HTTP + websockets) and the
 Celery workers, prints the URL and the demo login, and on Ctrl-C or SIGTERM stops every process it
@@ -100,6 +100,7 @@ def main() -> int:
     try:
         supervisor.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"])
         supervisor.run([PYTHON, "manage.py", "bootstrap_demo"])
+        supervisor.run([PYTHON, "manage.py", "load_demo_catalog"])
         supervisor.spawn("web", [PYTHON, "-m", "daphne", "-b", host, "-p", port, "kizy_site.asgi:application"])
         worker = [PYTHON, "-m", "celery", "-A", "kizy_site", "worker", "--loglevel=INFO", "--without-gossip",
                   "--without-mingle"]

@@ -16,7 +16,13 @@ KIZY_HOME: Path = kizy_home()
 KIZY_ENV = env.str("KIZY_ENV", default="development")
 PRODUCTION = KIZY_ENV == "production"
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or persisted_secret_key(KIZY_HOME)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if PRODUCTION:  # several containers must share one key, so it cannot be generated per machine
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("Set SECRET_KEY in production (50+ random characters, the same on every machine).")
+    SECRET_KEY = persisted_secret_key(KIZY_HOME)
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

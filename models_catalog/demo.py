@@ -119,6 +119,7 @@ def _register_model(family: str) -> BaseModel | None:
             "store_ref": f"local:tiny/{family}",
             "approved": True,
             "is_demo": True,
+            "featured": family == "sd15",  # the studio's default model: the smallest and fastest demo
             "layout": "diffusers",
             "default_settings": {**FAMILY_DEFAULTS[family], "width": 64, "height": 64, "steps": 4},
             "sha256": files[0][2] if files else "",

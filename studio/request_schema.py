@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
@@ -18,6 +20,8 @@ class LoraChoiceSerializer(serializers.Serializer[None]):
     weight = serializers.FloatField(min_value=-2.0, max_value=2.0, default=0.8)
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "enum": ["auto"]}, {"type": "array", "items": {
+    "type": "object", "properties": {"id": {"type": "string"}, "weight": {"type": "number"}}}}]})
 class LorasField(serializers.Field):  # type: ignore[type-arg]
     """`"auto"`, or a list of `{id, weight}` (or bare ids)."""
 
@@ -46,6 +50,7 @@ class LorasField(serializers.Field):  # type: ignore[type-arg]
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class DetailersField(serializers.Field):  # type: ignore[type-arg]
     """`{"upscale": 2|4, "face_fix": true, "controlnet": "canny"|"depth"}` or a list such as
     `["upscale_x4", "face_fix", "controlnet_canny"]`. Normalised to the object form."""

@@ -28,6 +28,12 @@ class Persona:
         return client
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """The default PBKDF2 costs ~0.3 s per user; personas create several users per test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _persona(email: str, workspace: Workspace, role: str) -> Persona:
     user = User.objects.create_user(email, "correct horse battery staple")
     Membership.objects.create(workspace=workspace, user=user, role=role)

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.models import Workspace
 from gpu_workers.training.presets import FAMILIES
 from models_catalog import access as catalog_access
-from models_catalog.models import BaseModel, LoraAdapter
+from models_catalog.models import BaseModel, Intent, LoraAdapter
 
 
 def trainable_models(*, workspace: Workspace) -> list[BaseModel]:
@@ -43,14 +43,34 @@ def default_trainable_model(*, workspace: Workspace) -> BaseModel | None:
     return models[0] if models else None
 
 
+MAX_INTENTS = 3
+
+
+def intents_for(text: str) -> list[Intent]:
+    """The intents the catalog's auto-pick ranks highest for a goal's name and description."""
+    from models_catalog.suggest.engine import MIN_INTENT_SCORE, rank_intents
+
+    if not text.strip():
+        return []
+    ranked, _scorer = rank_intents(text)
+    slugs = [r.card.slug for r in ranked[:MAX_INTENTS] if r.evidence.score >= MIN_INTENT_SCORE]
+    found = {intent.slug: intent for intent in Intent.objects.filter(slug__in=slugs)}
+    return [found[slug] for slug in slugs if slug in found]
+
+
 def register_trained_lora(*, job: Any, lora_key: str, lora_sha256: str, lora_size: int, kohya_key: str,
                           kohya_sha256: str, kohya_size: int) -> LoraAdapter:
+    """A workspace-private catalog entry with the trigger word, the family and the intents."""
+    from models_catalog.services.curation import loras_assign_intents
     from models_catalog.services.trained import TrainedFile, lora_register_trained
 
     slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in job.name.lower()).strip("-") or "lora"
-    return lora_register_trained(
+    lora = lora_register_trained(
         workspace=job.workspace, user=job.created_by, training_id=str(job.pk), name=job.name,
         description=job.description, family=job.family, trigger_words=[job.trigger_word],
         weights=TrainedFile(f"{slug}.safetensors", lora_key, lora_sha256, lora_size),
         kohya=TrainedFile(f"{slug}-kohya.safetensors", kohya_key, kohya_sha256, kohya_size),
     )
+    loras_assign_intents(queryset=LoraAdapter.objects.filter(pk=lora.pk),
+                         intents=intents_for(f"{job.name}. {job.description}"), replace=True)
+    return lora

@@ -34,8 +34,7 @@ app = modal.App(APP_NAME, image=image)
 models_volume = modal.Volume.from_name(MODEL_VOLUME, create_if_missing=True)
 
 
-@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=3600, scaledown_window=300,
-         secrets=[modal.Secret.from_name("kizy-storage", required_keys=[])])
+@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=3600, scaledown_window=300)
 class GpuWorker:
     """One warm GPU container; `run` streams a job's events and ends with its result."""
 

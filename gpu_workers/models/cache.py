@@ -224,7 +224,7 @@ class PipelineCache:
             warm = self._load_base(spec.ref, path, spec.family)
             self._warm[spec.ref] = warm
         self._warm.move_to_end(spec.ref)
-        if spec.family not in (warm.family, "auto"):
+        if spec.family != warm.family:
             raise UnsupportedModelError(
                 f"{spec.ref} is a {FAMILY_NAMES.get(warm.family, warm.family)} model, "
                 f"but the request says {FAMILY_NAMES.get(spec.family, spec.family)}"

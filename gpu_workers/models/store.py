@@ -20,6 +20,7 @@ loader sees it (``safetensors_check``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -141,7 +142,7 @@ class ModelStore:
         self.hf_endpoint = hf_endpoint or os.environ.get("HF_ENDPOINT") or None
         self.allow_downloads = allow_downloads
         self._checked: dict[tuple[str, int, int], None] = {}
-        self._digests: dict[tuple[str, int, int], str] = {}
+        self._digests: dict[str, str] = {}
         self._hf_resolved: dict[str, Path] = {}
         self._lock = threading.Lock()
 
@@ -336,8 +337,10 @@ class ModelStore:
     def sha256(self, path: Path) -> str:
         """SHA-256 of a file, or of a folder's listing of (relative path, file SHA-256) lines.
 
-        Memoised per (path, size, mtime). Hugging Face cache blobs are already named by their
-        SHA-256, so large hub weights are not re-read.
+        The reproducibility record asks for this on every job, and hashing a 7 GB checkpoint takes tens
+        of seconds, so digests are remembered per (path, size, mtime) in memory and in
+        ``<root>/.digests.json`` across worker restarts. Hugging Face cache blobs are already named by
+        their SHA-256 and are never re-read.
         """
         if path.is_dir():
             lines = [
@@ -346,19 +349,42 @@ class ModelStore:
                 if p.is_file() and not p.name.startswith(".")
             ]
             return hashlib.sha256("".join(lines).encode()).hexdigest()
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in self._digests:
-            blob = path.resolve().name
-            if re.fullmatch(r"[0-9a-f]{64}", blob) and "blobs" in path.resolve().parts:
-                self._digests[key] = blob
-            else:
-                digest = hashlib.sha256()
-                with path.open("rb") as handle:
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(chunk)
-                self._digests[key] = digest.hexdigest()
+        resolved = path.resolve()
+        if re.fullmatch(r"[0-9a-f]{64}", resolved.name) and resolved.parent.name == "blobs":
+            return resolved.name
+        stat = resolved.stat()
+        key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+        with self._lock:
+            if not self._digests:
+                self._digests.update(self._read_digest_file())
+            known = self._digests.get(key)
+        if known:
+            return known
+        digest = hashlib.sha256()
+        with resolved.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        with self._lock:
+            self._digests[key] = digest.hexdigest()
+            self._write_digest_file()
         return self._digests[key]
+
+    def _digest_file(self) -> Path:
+        return self.root / ".digests.json"
+
+    def _read_digest_file(self) -> dict[str, str]:
+        try:
+            loaded = json.loads(self._digest_file().read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in loaded.items() if isinstance(v, str)} if isinstance(loaded, dict) else {}
+
+    def _write_digest_file(self) -> None:
+        try:
+            merged = {**self._read_digest_file(), **self._digests}
+            _atomic_write(self._digest_file(), json.dumps(merged, sort_keys=True).encode())
+        except OSError:
+            pass  # a read-only store (e.g. a mounted volume) still works, it just re-hashes next time
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

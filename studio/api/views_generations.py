@@ -31,6 +31,7 @@ LIST_FILTERS = [
 
 class GenerationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     queryset = Generation.objects.all()
+    serializer_class = GenerationRequestSerializer
     scope_map = {"POST": "generate"}
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     lookup_value_regex = "[0-9a-fA-F-]{36}"
@@ -59,12 +60,12 @@ class GenerationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         return Response(generation_payload(generation, request),
                         status=status.HTTP_201_CREATED if submitted.created else status.HTTP_200_OK)
 
-    @extend_schema(parameters=LIST_FILTERS, responses=dict)
+    @extend_schema(operation_id="generations_list", parameters=LIST_FILTERS, responses=dict)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([generation_payload(g, request) for g in page or []])
 
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="generations_retrieve", responses=dict)
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(generation_payload(self.get_object(), request))
 

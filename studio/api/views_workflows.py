@@ -39,6 +39,7 @@ IDEMPOTENCY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, 
 
 class WorkflowViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     queryset = Generation.objects.all()
+    serializer_class = WorkflowInputSerializer
     scope_map = {"POST": "generate"}
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
@@ -65,13 +66,16 @@ class WorkflowViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         return Response(_workflow_payload(generation, request),
                         status=status.HTTP_201_CREATED if submitted.created else status.HTTP_200_OK)
 
+    @extend_schema(operation_id="workflows_list", responses=dict)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([_workflow_payload(g, request) for g in page or []])
 
+    @extend_schema(operation_id="workflows_retrieve", responses=dict)
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(_workflow_payload(self.get_object(), request))
 
+    @extend_schema(request=None, responses=dict)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         generation = services.generation_cancel(generation=self.get_object())

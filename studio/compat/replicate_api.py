@@ -76,7 +76,7 @@ class PredictionsView(_PredictionCreate):
     def post(self, request: Request) -> Response:
         return self._create(request, None)
 
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="replicate_predictions_list", responses=dict)
     def get(self, request: Request) -> Response:
         queryset = Generation.objects.filter(workspace=self.workspace).order_by("-created_at")
         cursor = int(request.query_params.get("cursor") or 0)
@@ -97,7 +97,7 @@ class ModelPredictionsView(_PredictionCreate):
 
 
 class PredictionDetailView(WorkspaceAPIView):
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="replicate_predictions_retrieve", responses=dict)
     def get(self, request: Request, prediction_id: str) -> Response:
         generation = get_generation_for_workspace(workspace=self.workspace, id=prediction_id)
         return Response(prediction_payload(generation, request))

@@ -6,12 +6,13 @@ import hashlib
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from gpu_workers.executor import run_graph
 from gpu_workers.models.cache import PipelineCache
 from gpu_workers.models.store import ModelStore
 from gpu_workers.nodes.builtin import NODES
-from gpu_workers.nodes.builtin.generate import TextToImage
+from gpu_workers.nodes.builtin.generate import ImageToImage, TextToImage
 from gpu_workers.registry import NodeRegistry
 from gpu_workers.sdk import ModelSpec
 from tests.gpu_workers.diffusion_support import WORKSPACE, Harness, shared_cache, spec, store_root
@@ -34,6 +35,16 @@ def test_a_lora_changes_the_output_and_a_spec_without_it_restores_the_base_exact
     assert len({base, with_lora, half}) == 3
     assert generate(harness, spec(family)) == base  # adapters disabled: bit-identical to the base
     assert generate(harness, spec(family, (lora, 1.0))) == with_lora  # and back on, same as before
+
+
+def test_loras_apply_to_the_derived_image_to_image_pipeline_too() -> None:
+    harness = Harness()
+    source = harness.put_image(Image.new("RGB", (64, 64), "teal"))
+    common = {"image": source, "strength": 0.8, "steps": 3, "seed": 5, "scheduler": "euler"}
+    plain = harness.run(ImageToImage, model=spec("sd15"), **common).image.sha256
+    styled = harness.run(ImageToImage, model=spec("sd15", ("local:sd15-lora", 1.0)), **common).image.sha256
+    assert plain != styled
+    assert harness.run(ImageToImage, model=spec("sd15"), **common).image.sha256 == plain
 
 
 def test_kohya_and_diffusers_files_of_the_same_lora_give_the_same_image() -> None:

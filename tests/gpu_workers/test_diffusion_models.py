@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -266,3 +268,20 @@ def test_the_tiny_model_generator_is_deterministic(tmp_path: Path) -> None:
     assert _digests(tmp_path, names) == _digests(store_root() / "local", names)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest == {"flux": "flux", "flux-controlnet": "flux-controlnet", "flux-lora": "flux-lora.safetensors"}
+
+
+def test_listing_nodes_loads_no_torch_and_no_torchvision_ever_appears() -> None:
+    """The web process lists nodes without paying for torch; spandrel's torchvision stand-in is gone
+    once spandrel is imported, and the real torchvision (which breaks diffusers here) is not installed."""
+    code = (
+        "import sys, importlib.util\n"
+        "import gpu_workers.nodes.builtin, gpu_workers.models.cache, gpu_workers.models.store\n"
+        "leaked = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'diffusers', 'django'})\n"
+        "assert not leaked, leaked\n"
+        "from gpu_workers.models.upscalers import import_spandrel\n"
+        "assert import_spandrel().ModelLoader\n"
+        "assert 'torchvision' not in sys.modules\n"
+        "assert importlib.util.find_spec('torchvision') is None\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)  # noqa: S603 (fixed command)

@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from gpu_workers.models.store import ModelStore
 from kizy_site.asgi import application
 from models_catalog.models import LoraAdapter
+from models_catalog.services.intents import intents_seed
 from studio.engine import StorageArtifactStore
 from studio.models import WebhookDelivery, WebhookEndpoint
 from training import runner
@@ -33,16 +34,25 @@ def start_training(persona, **fields):
     return persona.client().post("/api/v1/trainings", data, format="multipart")
 
 
-@pytest.mark.django_db
-def test_train_twenty_steps_from_a_zip(owner, outsider, sd15_model, tiny_model_store,
-                                       django_capture_on_commit_callbacks, monkeypatch):
+# Trainings run in committed transactions, as in a worker: the lease heartbeat writes from its own thread.
+TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@TRANSACTIONAL
+def test_train_twenty_steps_from_a_zip(owner, outsider, sd15_model, tiny_model_store, monkeypatch):
     """One training (it takes seconds), then everything a user would notice about its result."""
-    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: public)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "hooks.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setattr("studio.tasks.deliver_webhook.delay", lambda delivery_id: None)  # deliveries: studio's tests
     WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/kizy", events=[])
-    with django_capture_on_commit_callbacks(execute=True):
-        response = start_training(owner, webhook="https://hooks.example.com/one-off")
+    intents_seed()  # the seeded intents, in case an earlier transactional test flushed them
+    response = start_training(owner, webhook="https://hooks.example.com/one-off")
     assert response.status_code == 201, response.content
     job = TrainingJob.objects.get(pk=response.json()["id"])
     check_trained_stored_and_registered(job, owner)
@@ -154,11 +164,10 @@ def test_cancel_a_queued_training(owner, sd15_model, django_capture_on_commit_ca
     assert runner.training_execute(job_id=job_id).startswith("skipped")
 
 
-@pytest.mark.django_db
-def test_cancel_a_running_training_stops_it(owner, sd15_model, django_capture_on_commit_callbacks, monkeypatch):
+@TRANSACTIONAL
+def test_cancel_a_running_training_stops_it(owner, sd15_model, monkeypatch):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
-    with django_capture_on_commit_callbacks(execute=True):
-        job_id = start_training(owner, params=json.dumps({**FAST_PARAMS, "steps": 200})).json()["id"]
+    job_id = start_training(owner, params=json.dumps({**FAST_PARAMS, "steps": 200})).json()["id"]
     original = runner.TrainingEventSink.step
 
     def step_then_cancel(self, **kwargs):
@@ -185,7 +194,7 @@ def test_a_poison_job_fails_after_its_attempts(owner, sd15_model, django_capture
     assert job.status == "failed" and "attempts" in job.error and job.lease_owner == ""
 
 
-@pytest.mark.django_db(transaction=True)
+@TRANSACTIONAL
 @pytest.mark.asyncio
 async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatch):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
