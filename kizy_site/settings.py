@@ -302,7 +302,7 @@ CELERY_BEAT_SCHEDULE = {
         f"catalog-sync-{source}": {
             "task": "models_catalog.sync",
             "schedule": crontab(hour=3, minute=17 + 20 * index),
-            "kwargs": {"source": source, "limit": KIZY_CATALOG_SYNC_LIMIT, "trigger": "beat"},
+            "kwargs": {"source": source, "limit": KIZY_CATALOG_SYNC_LIMIT, "trigger": "beat", "recheck": 100},
         }
         for index, source in enumerate(KIZY_CATALOG_SYNC_SOURCES)
     },

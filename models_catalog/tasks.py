@@ -10,14 +10,21 @@ from celery import shared_task
 
 @shared_task(name="models_catalog.sync", queue="default", acks_late=True, ignore_result=True)
 def catalog_sync_task(
-    source: str, query: str = "", limit: int | None = None, trigger: str = "beat", user_id: int | None = None
+    source: str,
+    query: str = "",
+    limit: int | None = None,
+    trigger: str = "beat",
+    user_id: int | None = None,
+    recheck: int | None = None,
 ) -> int:
     from django.contrib.auth import get_user_model
 
     from .services.sync import catalog_sync
 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return catalog_sync(source=source, query=query, limit=limit, trigger=trigger, user=user).pk
+    return catalog_sync(
+        source=source, query=query, limit=limit, trigger=trigger, user=user, recheck=recheck
+    ).pk
 
 
 @shared_task(

@@ -57,10 +57,11 @@ def _settings(request: dict[str, Any], model: ModelChoice) -> dict[str, Any]:
     defaults = {**FAMILY_DEFAULTS.get(model.family, FAMILY_DEFAULTS["sd15"]), **model.defaults}
     if request.get("width") and request.get("height"):
         width, height = request["width"], request["height"]
-    elif request.get("aspect_ratio") or "width" not in defaults:
-        width, height = size_for(request.get("aspect_ratio"), int(defaults.get("base", 512)))
-    else:
+    elif "width" in defaults and "height" in defaults and not request.get("aspect_ratio"):
         width, height = int(defaults["width"]), int(defaults["height"])
+    else:  # the model's native pixel count, in the asked shape
+        native = (int(defaults["width"]) * int(defaults["height"])) ** 0.5 if "width" in defaults else None
+        width, height = size_for(request.get("aspect_ratio"), int(native or defaults.get("base", 512)))
     return {
         "width": width, "height": height,
         "steps": request.get("steps") or int(defaults["steps"]),

@@ -25,7 +25,7 @@ class LoraChoiceSerializer(serializers.Serializer[None]):
 class LorasField(serializers.Field):  # type: ignore[type-arg]
     """`"auto"`, or a list of `{id, weight}` (or bare ids)."""
 
-    default_error_messages = {"invalid": 'Give "auto" or a list of {"id": ..., "weight": ...} objects.'}
+    default_error_messages = {"invalid": 'Give "auto" or a list of {{"id": ..., "weight": ...}} objects.'}
 
     def to_internal_value(self, data: Any) -> Any:
         if data == "auto":

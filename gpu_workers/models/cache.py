@@ -219,6 +219,9 @@ class PipelineCache:
 
     def _base(self, spec: ModelSpec, artifacts: ArtifactSource | None, workspace_id: str | None) -> _Warm:
         warm = self._warm.get(spec.ref)
+        if warm is not None and spec.ref.startswith("artifact:"):
+            # Warm or not, a workspace's artifact is only served to jobs of that workspace.
+            self.resolve(spec.ref, artifacts=artifacts, workspace_id=workspace_id)
         if warm is None:
             path = self.resolve(spec.ref, artifacts=artifacts, workspace_id=workspace_id)
             warm = self._load_base(spec.ref, path, spec.family)
@@ -300,6 +303,8 @@ class PipelineCache:
             raise ModelError("the controlnet task needs a ControlNet reference: controlnet:<ref>")
         key = task if kind == "controlnet" else supported[kind]
         if key in warm.pipelines:
+            if controlnet_ref.startswith("artifact:"):
+                self.resolve(controlnet_ref, artifacts=artifacts, workspace_id=workspace_id)
             return warm.pipelines[key]
         cls = getattr(diffusers, supported[kind])
         extra: dict[str, Any] = {}

@@ -23,10 +23,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:
+    import torch
 
 FP16_TAG = 0x01306B47
 FP32_TAG = 0
@@ -94,6 +96,8 @@ class _Reader:
 
 def _read_tensors(layers: list[_Layer], data: bytes) -> list[tuple[str, list[torch.Tensor]]]:
     """(layer kind, [weight, bias?]) for each weighted layer, in file order."""
+    import torch
+
     reader = _Reader(data)
     result: list[tuple[str, list[torch.Tensor]]] = []
     for layer in layers:
@@ -172,6 +176,8 @@ def write_packaged(out_dir: str | Path, names: tuple[str, ...] | None = None) ->
             continue
         target = out / f"{file_name}.safetensors"
         if not target.exists():
+            from safetensors.torch import save_file
+
             state = convert(
                 (source / f"{ncnn_name}.param").read_text(), (source / f"{ncnn_name}.bin").read_bytes()
             )

@@ -190,6 +190,9 @@ class ModelStore:
         for suffix in PICKLE_SUFFIXES:
             if (base / f"{parsed.name}{suffix}").exists():
                 refuse_pickle(base / f"{parsed.name}{suffix}")
+        bundled = _bundled_upscaler(parsed.name, base)
+        if bundled is not None:
+            return bundled
         raise ModelNotInstalledError(
             f"local:{parsed.name} is not installed on this worker (looked in {base})"
         )
@@ -397,6 +400,19 @@ def _atomic_write(target: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _bundled_upscaler(name: str, local_dir: Path) -> Path | None:
+    """The Real-ESRGAN weights shipped with the worker's Python packages, converted on first use, so the
+    upscale node works on a fresh install with nothing downloaded (see ``realesrgan_ncnn``)."""
+    from gpu_workers.models import realesrgan_ncnn
+
+    if name not in realesrgan_ncnn.PACKAGED.values():
+        return None
+    try:
+        return realesrgan_ncnn.write_packaged(local_dir, (name,))[name]
+    except realesrgan_ncnn.NcnnFormatError:  # the weights package is not installed
+        return None
 
 
 def single_weights_file(path: Path) -> Path:

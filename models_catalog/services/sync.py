@@ -1,9 +1,10 @@
 """Sync the public catalog from CivitAI or Hugging Face and keep a report of what happened.
 
 Withdrawals: a version that disappears from its model's version list is withdrawn at once. A model
-that disappears from the listing is looked up by id only after a *full* listing (no query, no limit),
-since a partial listing says nothing about what lies beyond it; a 404 (or a disabled repository) then
-withdraws it. Rows are never deleted.
+missing from the listing is looked up by id (a 404, or a disabled repository, withdraws it). After a
+*full* listing every such model is checked (up to MAX_RECHECKS); a partial listing (a query or a limit)
+says nothing about what lies beyond it, so it checks only `recheck` of them, rotating through the
+catalogue from run to run (the nightly beat sync passes a small number). Rows are never deleted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ class _Run:
     def __init__(self, report: SyncReport) -> None:
         self.report = report
         self.seen_keys: set[tuple[str, str]] = set()
+        self.recheck = 0
+
+    def unlisted(self, source: str, listed: set[str]) -> list[str]:
+        """Known public models the listing did not show, `recheck` of them, rotating run by run."""
+        unseen = sorted({row.external_id for row in _public_rows(source)} - listed)
+        if not unseen or self.recheck <= 0:
+            return []
+        if self.recheck >= len(unseen):
+            return unseen
+        start = (self.report.pk * self.recheck) % len(unseen)
+        return (unseen[start:] + unseen[:start])[: self.recheck]
 
     def error(self, what: str, exc: BaseException | str) -> None:
         logger.warning("catalog sync %s: %s: %s", self.report.source, what, exc)
@@ -76,15 +88,21 @@ def catalog_sync(
     limit: int | None = None,
     trigger: str = "command",
     user: Any = None,
+    recheck: int | None = None,
     civitai: CivitaiClient | None = None,
     huggingface: HuggingFaceClient | None = None,
 ) -> SyncReport:
+    """Sync `source`; `recheck` bounds the by-id lookups of unlisted models (default: all after a full
+    listing, none after a partial one)."""
     if source not in (Source.CIVITAI, Source.HUGGINGFACE):
         raise ValueError(f"cannot sync from {source!r}; choose civitai or huggingface")
     report = SyncReport.objects.create(
         source=source, query=query or "", limit=limit, trigger=trigger, triggered_by=user
     )
     run = _Run(report)
+    run.recheck = (
+        (MAX_RECHECKS if not (query or limit) else 0) if recheck is None else min(recheck, MAX_RECHECKS)
+    )
     try:
         if source == Source.CIVITAI:
             _sync_civitai(run, civitai or default_civitai_client(), query=query, limit=limit)
@@ -133,10 +151,7 @@ def _sync_civitai(run: _Run, client: CivitaiClient, *, query: str, limit: int | 
     for model in client.iter_models(query=query or None, limit=limit):
         listed_models.add(str(model.get("id")))
         _civitai_model(run, client, model)
-    if query or limit:
-        return
-    unseen = sorted({row.external_id for row in _public_rows(Source.CIVITAI)} - listed_models)
-    for model_id in unseen[:MAX_RECHECKS]:
+    for model_id in run.unlisted(Source.CIVITAI, listed_models):
         try:
             model = client.get_model(model_id)
         except UpstreamNotFound:
@@ -179,8 +194,5 @@ def _sync_huggingface(run: _Run, client: HuggingFaceClient, *, query: str, limit
                 listed.append(info.id)
     for repo_id in listed:
         _hf_repo(run, client, repo_id)
-    if query or limit:
-        return
-    unseen = sorted({row.external_id for row in _public_rows(Source.HUGGINGFACE)} - set(listed))
-    for repo_id in unseen[:MAX_RECHECKS]:
+    for repo_id in run.unlisted(Source.HUGGINGFACE, set(listed)):
         _hf_repo(run, client, repo_id)

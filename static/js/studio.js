@@ -196,6 +196,7 @@
     const generateButton = document.getElementById("generate");
     const runPanel = document.getElementById("run");
     const results = document.getElementById("results");
+    const emptyStartsHidden = document.getElementById("studio-empty").hidden;
 
     const state = {
       models: [],
@@ -613,11 +614,14 @@
       if (!config.can_generate || (state.run && !state.run.done)) return;
       clearErrors();
       setBusy(true);
+      showSending();
       let job;
       try {
         job = await api("POST", config.urls.generations, body);
       } catch (err) {
         setBusy(false);
+        runPanel.hidden = true;
+        $("#studio-empty").hidden = emptyStartsHidden || results.children.length > 0;
         showErrors(err);
         return;
       }
@@ -628,6 +632,27 @@
       generateButton.disabled = busy || !config.can_generate;
       $("[data-generate-label]", generateButton).textContent = busy ? "Generating…" : "Generate";
       form.classList.toggle("is-busy", busy);
+    }
+
+    /* Between the click and the API's answer (validation, and the job row being written). */
+    function showSending() {
+      stopRun();
+      state.run = null;
+      runPanel.hidden = false;
+      runPanel.dataset.status = "sending";
+      runPanel.dataset.generationId = "";
+      runPanel.dataset.stepEvents = "0";
+      runPanel.dataset.transport = "";
+      const badge = $("#run-status");
+      badge.className = "badge";
+      badge.textContent = "Sending";
+      setNodeText("Checking the request…");
+      $("#run-step").textContent = "";
+      $("#run-progress").value = 0;
+      $("#run-percent").textContent = "0%";
+      $("#run-preview-box").hidden = true;
+      $("#run-cancel").disabled = true;
+      $("#studio-empty").hidden = true;
     }
 
     /* Following a job: websocket first, polling when the socket fails ------------------------- */
@@ -712,7 +737,10 @@
           $("#run-preview-box").hidden = false;
         }
       } else if (event.type === "node") {
-        if (event.state === "started") setNode(event.title, event.node_type);
+        if (event.state === "started") {
+          setNode(event.title, event.node_type);
+          $("#run-step").textContent = "";
+        }
         applyState("processing", event.progress);
       } else if (event.type === "status") {
         applyState(event.status, event.progress);
@@ -768,6 +796,7 @@
       $("#run-cancel").disabled = true;
       const seconds = ((Date.now() - run.startedAt) / 1000).toFixed(1);
       if (job.status === "succeeded") {
+        $("#run-preview-box").hidden = true;  // the finished images replace the step preview
         setNodeText("Finished in " + seconds + " s");
         $("#run-step").textContent = (job.outputs || []).length + " image" + ((job.outputs || []).length === 1 ? "" : "s");
         renderResults(job);

@@ -58,11 +58,11 @@ class _ImagesView(WorkspaceAPIView):
         response_format = request.data.get("response_format") or "url"
         if response_format not in ("url", "b64_json"):
             return _openai_error("response_format must be 'url' or 'b64_json'.", "response_format", 400)
-        data = _translate(request.data, edit=self.edit)
         image = (request.FILES.get("image") or request.FILES.get("image[]")) if self.edit else None
         if self.edit and image is None:
             return _openai_error("Upload the image to edit in the 'image' field.", "image", 400)
         try:
+            data = _translate(request.data, edit=self.edit)
             submitted = services.generation_request_submit(
                 auth=self.workspace_auth, data=data, image_upload=image, source=Source.OPENAI,
                 idempotency_key=request.headers.get("Idempotency-Key", ""),

@@ -41,6 +41,19 @@ def set_steps(page: Page, steps: int) -> None:
     page.fill("#steps", str(steps))
 
 
+def wait_for_job(page: Page, stack: Stack, previous: str | None = None) -> str:
+    """The id of the job the page follows, once the API has accepted the request (the web process's
+    first request also imports the node packs, which takes a while on a cold start)."""
+    try:
+        page.wait_for_function(
+            "(previous) => { const id = document.getElementById('run').dataset.generationId;"
+            " return id && id !== previous; }", arg=previous, timeout=RUN_TIMEOUT_MS)
+    except Exception as exc:
+        stack.check_alive()
+        raise AssertionError(f"no job started: {page.inner_text('body')[:2000]}\n{stack.logs()}") from exc
+    return str(page.get_attribute("#run", "data-generation-id"))
+
+
 def wait_for_status(page: Page, stack: Stack, *statuses: str, timeout: int = RUN_TIMEOUT_MS) -> str:
     try:
         page.wait_for_function(
@@ -59,13 +72,17 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
     page = studio_page
     open_studio(page)
     expect(page.get_by_test_id("demo-notice")).to_be_visible()
-    prompt = "a lighthouse on a cliff at dusk, watercolor"
-    page.fill("#prompt", prompt)
+    prompt = "ink line art of a lighthouse on a cliff at dusk"
     choose_demo_model(page)
+    page.fill("#prompt", prompt)
+    # Auto asks the catalog as the prompt is typed and says why it picked each LoRA.
+    # (The first suggestion of a fresh server loads the matcher: allow for it.)
+    expect(page.locator("#suggest-summary")).to_contain_text("Looks like", timeout=RUN_TIMEOUT_MS)
     set_steps(page, 12)
     page.locator("#prompt").press("Control+Enter")
 
     expect(page.get_by_test_id("run")).to_be_visible()
+    generation_id = wait_for_job(page, studio_stack)
     status = wait_for_status(page, studio_stack, "succeeded", "failed", "canceled")
     assert status == "succeeded", page.inner_text("#run")
     run = page.get_by_test_id("run")
@@ -87,7 +104,6 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
     for action in ("rerun", "vary", "use-as-guide"):
         expect(result.get_by_test_id(action)).to_be_visible()
 
-    generation_id = run.get_attribute("data-generation-id")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -101,7 +117,7 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
 
     tile.click()
     expect(page.get_by_test_id("detail-status")).to_have_text("Succeeded")
-    request = json.loads(page.get_by_test_id("request-json").inner_text())
+    request = json.loads(page.get_by_test_id("request-json").text_content() or "")
     assert request["prompt"] == prompt and request["steps"] == 12
     expect(page.get_by_test_id("reproducibility")).to_contain_text("Seeds")
     expect(page.get_by_test_id("node-timings")).to_be_visible()
@@ -116,6 +132,7 @@ def test_cancel_stops_a_long_run(
     choose_demo_model(page)
     set_steps(page, 40)
     page.get_by_test_id("generate").click()
+    generation_id = wait_for_job(page, studio_stack)
     page.wait_for_function("() => Number(document.getElementById('run').dataset.stepEvents) >= 1",
                            timeout=RUN_TIMEOUT_MS)
     page.get_by_test_id("cancel").click()
@@ -125,7 +142,6 @@ def test_cancel_stops_a_long_run(
     assert int(page.get_attribute("#run", "data-step-events") or 0) < 40
     expect(page.get_by_test_id("result")).to_have_count(0)
 
-    generation_id = page.get_attribute("#run", "data-generation-id")
     job = page.request.get(f"/api/v1/generations/{generation_id}").json()
     assert job["status"] == "canceled" and job["outputs"] == []
     page.goto("/gallery?status=canceled")
@@ -160,6 +176,7 @@ def test_polling_takes_over_when_the_websocket_cannot_connect(
     choose_demo_model(page)
     set_steps(page, 4)
     page.get_by_test_id("generate").click()
+    wait_for_job(page, studio_stack)
     assert wait_for_status(page, studio_stack, "succeeded", "failed", "canceled") == "succeeded"
     assert page.get_attribute("#run", "data-transport") == "polling"
     expect(page.get_by_test_id("result").first).to_be_visible()
@@ -174,15 +191,14 @@ def test_use_as_guide_image_runs_image_to_image(
     choose_demo_model(page)
     set_steps(page, 4)
     page.get_by_test_id("generate").click()
+    first_id = wait_for_job(page, studio_stack)
     assert wait_for_status(page, studio_stack, "succeeded", "failed", "canceled") == "succeeded"
     page.get_by_test_id("result").first.get_by_test_id("use-as-guide").click()
     expect(page.locator("#guide-preview")).to_be_visible()
     expect(page.get_by_test_id("controlnet-canny")).to_be_enabled()
-    first_id = page.get_attribute("#run", "data-generation-id")
     page.get_by_test_id("generate").click()
-    page.wait_for_function("(id) => document.getElementById('run').dataset.generationId !== id", arg=first_id)
+    second_id = wait_for_job(page, studio_stack, previous=first_id)
     assert wait_for_status(page, studio_stack, "succeeded", "failed", "canceled") == "succeeded"
-    second_id = page.get_attribute("#run", "data-generation-id")
     job = page.request.get(f"/api/v1/generations/{second_id}").json()
     assert job["request"].get("image"), job["request"]
     assert any(node.get("type") == "image_to_image" for node in job["reproducibility"]["nodes"].values())

@@ -191,3 +191,14 @@ def test_sync_catalog_command_prints_the_report(
     assert "CivitAI sync succeeded" in out and "created" in out
     assert civitai.requests_to("/api/v1/models")[0].query["query"] == ["storybook"]
     assert SyncReport.objects.get().query == "storybook"
+
+
+def test_a_partial_sync_can_recheck_a_few_unlisted_models(civitai: FakeUpstream) -> None:
+    storybook = civitai_fixture("model_1231067_lora_flux1d.json")
+    civitai.add("/api/v1/models", json_response({"items": [storybook], "metadata": {}}))
+    catalog_sync(source="civitai")
+    civitai.add("/api/v1/models", json_response({"items": [], "metadata": {"nextCursor": "more"}}))
+    civitai.add("/api/v1/models/1231067", json_response({"error": "gone"}, 404))
+    report = catalog_sync(source="civitai", limit=5, recheck=1)
+    assert report.withdrawn == 1
+    assert LoraAdapter.objects.get().status == Status.WITHDRAWN

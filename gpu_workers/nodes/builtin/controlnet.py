@@ -35,7 +35,10 @@ class ControlNetGenerate(Node):
     class Inputs(SizeInputs, PromptInputs):
         guide_image: ImageRef = Field(description="The image whose layout to follow.")
         controlnet: str = Field(
-            min_length=1, max_length=500, description="Reference of the ControlNet model."
+            min_length=1,
+            max_length=500,
+            description="Reference of the ControlNet model.",
+            json_schema_extra={"kizy_reference": "asset"},
         )
         preprocessor: Preprocessor = Field(
             default="canny", description="How to turn the guide into a control map."

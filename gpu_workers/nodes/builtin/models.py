@@ -32,7 +32,12 @@ class LoadModel(Node):
     )
 
     class Inputs(BaseModel):
-        ref: str = Field(min_length=1, max_length=500, description="Reference of the base model.")
+        ref: str = Field(
+            min_length=1,
+            max_length=500,
+            description="Reference of the base model.",
+            json_schema_extra={"kizy_reference": "model"},
+        )
 
     class Outputs(BaseModel):
         model: ModelSpec = Field(description="The model, ready for LoRAs and generation nodes.")

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from gpu_workers.sdk import ImageRef, ModelSpec, Node, NodeContext
+from gpu_workers.sdk import ImageRef, ModelSpec, Node, NodeContext, NodeError
 
 DEFAULT_UPSCALER = "local:realesrgan-x4plus"
 
@@ -37,6 +37,7 @@ class Upscale(Node):
             min_length=1,
             max_length=500,
             description="Reference of the upscaler weights.",
+            json_schema_extra={"kizy_reference": "asset"},
         )
         tile: int = Field(
             default=256, ge=32, le=2048, description="Tile side in input pixels (lower uses less memory)."
@@ -47,6 +48,8 @@ class Upscale(Node):
 
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         model = ctx.models.pipeline(ModelSpec(ref=inputs.upscaler, family="upscaler"), "upscale")
+        if int(model.scale) < 2:
+            raise NodeError(ctx.node_id, f"{inputs.upscaler} does not enlarge images (scale {model.scale})")
         source = ctx.load_image(inputs.image)
         alpha = source.getchannel("A") if "A" in source.getbands() else None
         image = source.convert("RGB")

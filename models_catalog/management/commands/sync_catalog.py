@@ -12,21 +12,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--source", required=True, choices=["civitai", "huggingface"])
+        parser.add_argument("--query", default="", help="Search text (a partial sync).")
+        parser.add_argument("--limit", type=int, default=None, help="At most this many models/repos.")
         parser.add_argument(
-            "--query", default="", help="Search text; a partial sync never withdraws unseen items."
-        )
-        parser.add_argument(
-            "--limit", type=int, default=None, help="At most this many upstream models/repos."
+            "--recheck",
+            type=int,
+            default=None,
+            help="Look up at most N catalogued models missing from the listing and withdraw those gone "
+            "upstream (default: all after a full sync, none after a --query/--limit sync).",
         )
 
-    def handle(self, *args: Any, source: str, query: str, limit: int | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, source: str, query: str, limit: int | None, recheck: int | None, **options: Any
+    ) -> None:
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1")
-        report = catalog_sync(source=source, query=query, limit=limit, trigger="command")
+        report = catalog_sync(source=source, query=query, limit=limit, recheck=recheck, trigger="command")
         self.stdout.write(
-            f"{report.get_source_display()} sync {report.outcome}: seen {report.seen}, created "
-            f"{report.created}, "
-            f"updated {report.updated}, unchanged {report.unchanged}, withdrawn {report.withdrawn}, "
+            f"{report.get_source_display()} sync {report.outcome}: seen {report.seen}, "
+            f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+            f"withdrawn {report.withdrawn}, "
             f"filtered by rating {report.filtered}, unknown family {report.flagged}, errors "
             f"{report.error_count}"
         )
