@@ -50,6 +50,7 @@ def main() -> int:
     torch.set_num_threads(1)  # tiny ops: one thread avoids OpenMP barrier waits on a busy machine
 
     from gpu_workers.artifacts import MemoryArtifactStore
+    from gpu_workers.diffusion.schedulers import make_scheduler
     from gpu_workers.executor import run_graph
     from gpu_workers.models.cache import PipelineCache
     from gpu_workers.models.store import ModelStore
@@ -69,6 +70,7 @@ def main() -> int:
     cold_began = time.perf_counter()
     pipe = cache.pipeline(base, "txt2img")
     cold = time.perf_counter() - cold_began
+    pipe.scheduler = make_scheduler("euler", pipe.scheduler, "sd15")  # the sampler the graphs use
 
     def direct(seed: int) -> Any:
         generator = torch.Generator().manual_seed(seed)

@@ -325,3 +325,5 @@ KIZY_CONTROLNETS = env.json("KIZY_CONTROLNETS", default={
 })
 # Memory the worker may spend keeping pipelines warm (least recently used ones are dropped beyond it).
 KIZY_PIPELINE_CACHE_BYTES = env.int("KIZY_PIPELINE_CACHE_BYTES", default=8 * 2**30)
+# A generation job's lease: a killed worker's job is taken over (resuming from node checkpoints) after it.
+KIZY_JOB_LEASE_SECONDS = env.int("KIZY_JOB_LEASE_SECONDS", default=60)

@@ -27,8 +27,12 @@ from .references import catalog_resolver, resolve_graph
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
 MAX_ATTEMPTS = 3
+
+
+def lease_seconds() -> int:
+    """How long a worker's claim on a job lasts without renewal (renewed every third of it)."""
+    return int(settings.KIZY_JOB_LEASE_SECONDS)
 OUTPUT_TYPES = {"image": "image/png", "video": "video/mp4"}
 
 
@@ -42,7 +46,7 @@ def acquire_lease(generation_id: str, owner: str) -> Generation | None:
     taken = Generation.objects.filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner),
         pk=generation_id, status__in=[Status.STARTING, Status.PROCESSING],
-    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS), attempts=F("attempts") + 1)
+    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()), attempts=F("attempts") + 1)
     if not taken:
         return None
     return Generation.objects.select_related("workspace").get(pk=generation_id)
@@ -50,7 +54,7 @@ def acquire_lease(generation_id: str, owner: str) -> Generation | None:
 
 def renew_lease(generation_id: str, owner: str) -> None:
     Generation.objects.filter(pk=generation_id, lease_owner=owner).update(
-        lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS)
+        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
     )
 
 
@@ -174,7 +178,7 @@ def generation_execute(*, generation_id: str) -> str:
 
     started = time.monotonic()
     try:
-        with Heartbeat(lambda: renew_lease(generation_id, owner)):
+        with Heartbeat(lambda: renew_lease(generation_id, owner), every=lease_seconds() / 3):
             result = compute_backend().run(
                 graph=graph, workspace_id=str(generation.workspace_id), job_id=str(generation.pk),
                 events=sink, is_cancelled=is_cancelled, reuse_outputs=settings.KIZY_REUSE_NODE_OUTPUTS,
@@ -197,11 +201,12 @@ def generation_execute(*, generation_id: str) -> str:
     return "succeeded"
 
 
-def requeue_stale_jobs(*, older_than: int = LEASE_SECONDS) -> list[str]:
+def requeue_stale_jobs(*, older_than: int | None = None) -> list[str]:
     """Jobs whose worker vanished (lease expired) or whose message was lost: queue them again."""
     from .services import enqueue
 
     now = timezone.now()
+    older_than = lease_seconds() if older_than is None else older_than
     stale = Generation.objects.filter(
         Q(status=Status.PROCESSING, lease_expires_at__lt=now)
         | Q(status=Status.STARTING, lease_owner="", created_at__lt=now - timedelta(seconds=older_than))

@@ -113,7 +113,8 @@ def module_bytes(objects: list[Any]) -> int:
     return total
 
 
-def _quiet_diffusers() -> None:
+def quiet_diffusers() -> None:
+    """No download/loading progress bars or info logs: a worker's output is job events, not tqdm."""
     for library in ("diffusers", "transformers"):
         logging = untyped(f"{library}.utils.logging")
         logging.disable_progress_bar()
@@ -166,19 +167,23 @@ class PipelineCache:
         ``img2video``, or ``upscale`` (for ``family="upscaler"``, returns a spandrel descriptor).
         """
         with self._lock:
+            loads_before = (self.stats.total_loads, self.stats.derived_pipelines)
             warm = self._base(spec, artifacts, workspace_id)
             if warm.family == "upscaler":
                 if task != "upscale" or spec.loras:
                     raise UnsupportedModelError(
                         f"{spec.ref} is an upscaler; it can only run the upscale task"
                     )
+                self._evict(keep=warm.ref)
                 return warm.base
             pipe = self._task_pipeline(warm, task, artifacts, workspace_id)
             self._apply_loras(warm, spec, artifacts, workspace_id)
             if warm.scheduler_cls is not None:
                 pipe.scheduler = warm.scheduler_cls.from_config(warm.scheduler_config)
-            warm.nbytes = module_bytes([warm.base, *warm.pipelines.values()])
-            self._evict(keep=warm.ref)
+            if (self.stats.total_loads, self.stats.derived_pipelines) != loads_before:
+                # Only a load changes memory use; skip walking every parameter on warm jobs.
+                warm.nbytes = module_bytes([warm.base, *warm.pipelines.values()])
+                self._evict(keep=warm.ref)
             return pipe
 
     def describe(
@@ -248,7 +253,7 @@ class PipelineCache:
                 nbytes=module_bytes([descriptor.model]),
             )
         family = detect_base_family(path)
-        _quiet_diffusers()
+        quiet_diffusers()
         diffusers = untyped("diffusers")
 
         dtype = self._dtype(family)

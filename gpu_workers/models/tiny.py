@@ -41,6 +41,9 @@ _CLIP_MERGES = (("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n"), ("e", "r"),
 
 
 def diffusers() -> Any:
+    from gpu_workers.models.cache import quiet_diffusers
+
+    quiet_diffusers()
     return untyped("diffusers")
 
 

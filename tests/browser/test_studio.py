@@ -105,8 +105,9 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
         expect(result.get_by_test_id(action)).to_be_visible()
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.locator("#advanced summary").click()  # closed, as a person first sees it
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(SCREENSHOT))
 
     page.get_by_role("link", name="Gallery", exact=True).first.click()
     tile = page.locator(f"[data-testid=gallery-item][data-generation-id='{generation_id}']")
