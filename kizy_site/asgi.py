@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -13,6 +14,25 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from accounts.ws_auth import WorkspaceWebsocketAuthMiddleware  # noqa: E402
 from kizy_site.routing import websocket_urlpatterns  # noqa: E402
+
+
+def _warm_up() -> None:
+    """Load the node packs and the auto-pick index now, so the first request does not wait for them."""
+    import logging
+
+    try:
+        from studio.engine import node_registry
+
+        node_registry()
+        from models_catalog.suggest import warm_up
+
+        warm_up()
+    except Exception:  # noqa: BLE001 - a cold start is slower, never broken
+        logging.getLogger(__name__).warning("warm-up failed", exc_info=True)
+
+
+if os.environ.get("KIZY_WARM_UP", "true").lower() not in ("0", "false", "no"):
+    threading.Thread(target=_warm_up, daemon=True, name="kizy-warm-up").start()
 
 application = ProtocolTypeRouter(
     {

@@ -10,6 +10,7 @@ if not os.environ.get("KIZY_HOME"):
 # The CPU-only test node pack loads beside the built-ins (M4: only allow-listed packs load).
 os.environ.setdefault("KIZY_NODE_PACKS", "kizy,kizy-testpack")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("KIZY_WARM_UP", "false")  # tests import the ASGI app; no background warm-up there
 if not os.environ.get("REDIS_URL"):
     from kizy_site.embedded_redis import start_embedded_redis
 

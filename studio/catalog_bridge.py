@@ -38,7 +38,7 @@ def lora_entry(*, workspace: Workspace, ref: str) -> LoraAdapter:
                           "list them with GET /api/v1/loras.") from exc
 
 
-def _store_ref(entry: BaseModel | LoraAdapter, kind: str) -> str:
+def installed_ref(entry: BaseModel | LoraAdapter, kind: str) -> str:
     if not entry.store_ref:
         raise LookupError(f"{kind} {entry.name!r} is not installed yet ({entry.get_status_display()}); "
                           "install it from the catalog first.")
@@ -46,11 +46,11 @@ def _store_ref(entry: BaseModel | LoraAdapter, kind: str) -> str:
 
 
 def store_ref_for_model(*, workspace: Workspace, ref: str) -> str:
-    return _store_ref(model_entry(workspace=workspace, ref=ref), "model")
+    return installed_ref(model_entry(workspace=workspace, ref=ref), "model")
 
 
 def store_ref_for_lora(*, workspace: Workspace, ref: str) -> str:
-    return _store_ref(lora_entry(workspace=workspace, ref=ref), "LoRA")
+    return installed_ref(lora_entry(workspace=workspace, ref=ref), "LoRA")
 
 
 def default_model(*, workspace: Workspace) -> BaseModel:
@@ -67,7 +67,9 @@ def model_choice(entry: BaseModel) -> ModelChoice:
     return ModelChoice(id=str(entry.pk), family=entry.family, defaults=dict(entry.default_settings or {}))
 
 
-def lora_choices(*, workspace: Workspace, model: BaseModel, picks: list[dict[str, Any]]) -> list[LoraChoice]:
+def lora_choices(*, workspace: Workspace, model: BaseModel, picks: list[dict[str, Any]],
+                 known: dict[tuple[str, str], str] | None = None) -> list[LoraChoice]:
+    """Check each pick (visible, installed, same family); record its store ref in `known`."""
     choices = []
     for pick in picks:
         entry = lora_entry(workspace=workspace, ref=str(pick["id"]))
@@ -75,7 +77,9 @@ def lora_choices(*, workspace: Workspace, model: BaseModel, picks: list[dict[str
         if family and model.family and family != model.family:
             raise LookupError(f"LoRA {entry.name!r} is for {family} models; {model.name!r} is {model.family}. "
                               "Pick a LoRA made for this model's family.")
-        _store_ref(entry, "LoRA")
+        ref = installed_ref(entry, "LoRA")
+        if known is not None:
+            known[("lora", str(entry.pk))] = ref
         choices.append(LoraChoice(id=str(entry.pk), weight=float(pick.get("weight", entry.recommended_weight)),
                                   reason=str(pick.get("reason", ""))))
     return choices

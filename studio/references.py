@@ -84,17 +84,25 @@ def resolve_asset(ref: str) -> str:
     return ref
 
 
-def catalog_resolver(workspace: Workspace) -> Resolver:
-    """Resolve a catalog id for this workspace; other workspaces' private entries are unknown (T3)."""
+def catalog_resolver(workspace: Workspace, known: dict[tuple[str, str], str] | None = None) -> Resolver:
+    """Resolve a catalog id for this workspace; other workspaces' private entries are unknown (T3).
+
+    Answers are remembered for the resolver's life (one request or one job); `known` seeds it with
+    references the caller has already looked up.
+    """
+    memo: dict[tuple[str, str], str] = dict(known or {})
 
     def resolve(kind: str, ref: str) -> str:
         from . import catalog_bridge
 
-        if kind == "asset":
-            return resolve_asset(ref)
-        if kind == "model":
-            return catalog_bridge.store_ref_for_model(workspace=workspace, ref=ref)
-        return catalog_bridge.store_ref_for_lora(workspace=workspace, ref=ref)
+        if (kind, ref) not in memo:
+            if kind == "asset":
+                memo[(kind, ref)] = resolve_asset(ref)
+            elif kind == "model":
+                memo[(kind, ref)] = catalog_bridge.store_ref_for_model(workspace=workspace, ref=ref)
+            else:
+                memo[(kind, ref)] = catalog_bridge.store_ref_for_lora(workspace=workspace, ref=ref)
+        return memo[(kind, ref)]
 
     return resolve
 

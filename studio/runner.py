@@ -126,6 +126,13 @@ def _outputs_from(result_outputs: dict[str, dict[str, Any]]) -> list[dict[str, A
     return files
 
 
+def _merged_states(sink: GenerationEventSink, exc: BaseException) -> dict[str, dict[str, Any]]:
+    """What the sink saw, corrected by the executor's final word on each node (failed, canceled…)."""
+    for node_id, state in (getattr(exc, "states", None) or {}).items():
+        sink.states.setdefault(node_id, {}).update({k: v for k, v in state.items() if v is not None})
+    return sink.states
+
+
 def _finish(generation: Generation, **fields: Any) -> None:
     fields.setdefault("completed_at", timezone.now())
     fields.update(lease_owner="", lease_expires_at=None)
@@ -183,11 +190,11 @@ def generation_execute(*, generation_id: str) -> str:
                 graph=graph, workspace_id=str(generation.workspace_id), job_id=str(generation.pk),
                 events=sink, is_cancelled=is_cancelled, reuse_outputs=settings.KIZY_REUSE_NODE_OUTPUTS,
             )
-    except JobCanceled:
-        _finish(generation, status=Status.CANCELED, node_states=sink.states)
+    except JobCanceled as exc:
+        _finish(generation, status=Status.CANCELED, node_states=_merged_states(sink, exc))
         return "canceled"
     except (NodeError, GraphValidationError) as exc:
-        _finish(generation, status=Status.FAILED, error=str(exc), node_states=sink.states,
+        _finish(generation, status=Status.FAILED, error=str(exc), node_states=_merged_states(sink, exc),
                 logs="\n".join(sink.log_lines))
         return "failed"
     reproducibility = {**result.reproducibility, "seconds": round(time.monotonic() - started, 4)}

@@ -10,11 +10,15 @@ from kizy_site.storage import absolute, signed_url
 from .models import Generation
 
 
-def output_files(generation: Generation, request: HttpRequest | None = None) -> list[dict[str, Any]]:
+def output_files(generation: Generation, request: HttpRequest | None = None, *,
+                 absolute_urls: bool = True) -> list[dict[str, Any]]:
+    """Signed links to the outputs: absolute for API clients and webhooks (KIZY_SITE_URL without a
+    request), or relative for the site's own pages and websockets, which then work on any host name."""
     files = []
     for item in generation.outputs or []:
+        url = signed_url(item["key"])
         files.append({
-            "url": absolute(request, signed_url(item["key"])),
+            "url": absolute(request, url) if absolute_urls else url,
             **{k: item[k] for k in ("kind", "content_type", "width", "height", "frames", "fps", "sha256", "node")
                if k in item},
         })
@@ -55,4 +59,4 @@ def generation_payload(generation: Generation, request: HttpRequest | None = Non
 
 def generation_output_event(generation: Generation) -> dict[str, Any]:
     """Fields added to the final websocket event so the page can show results without a reload."""
-    return {"outputs": output_files(generation) if generation.status == "succeeded" else []}
+    return {"outputs": output_files(generation, absolute_urls=False) if generation.status == "succeeded" else []}

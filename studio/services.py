@@ -14,7 +14,7 @@ from gpu_workers.graph import validate_graph
 from . import events
 from .engine import node_registry, request_cancel
 from .models import Generation, Source, Status
-from .references import catalog_resolver, reference_problems
+from .references import Resolver, catalog_resolver, reference_problems
 
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 
@@ -27,9 +27,9 @@ class GraphInvalid(ValidationError):
         self.errors = errors
 
 
-def graph_problems(*, graph: Any, auth: WorkspaceAuth) -> list[dict[str, Any]]:
+def graph_problems(*, graph: Any, auth: WorkspaceAuth, resolve: Resolver | None = None) -> list[dict[str, Any]]:
     registry = node_registry()
-    resolve = catalog_resolver(auth.workspace)
+    resolve = resolve or catalog_resolver(auth.workspace)
     # References are checked here, once, for every kind of port (see references.py).
     problems = [dict(issue) for issue in validate_graph(graph, registry, workspace_id=str(auth.workspace.pk))]
     return problems + reference_problems(graph, registry, resolve)
@@ -57,7 +57,7 @@ def _clean_webhook(webhook: str, events_filter: list[str] | None) -> list[str]:
 def generation_submit(
     *, auth: WorkspaceAuth, graph: dict[str, Any], source: str = Source.WORKFLOW, request: dict[str, Any] | None = None,
     idempotency_key: str = "", webhook: str = "", webhook_events_filter: list[str] | None = None,
-    model_ref: str = "", lora_refs: list[str] | None = None,
+    model_ref: str = "", lora_refs: list[str] | None = None, resolve: Resolver | None = None,
 ) -> Submitted:
     """Validate the graph, write the job row, and queue its task once the row is committed."""
     idempotency_key = (idempotency_key or "").strip()[:200]
@@ -65,7 +65,7 @@ def generation_submit(
         earlier = Generation.objects.filter(workspace=auth.workspace, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return Submitted(generation=earlier, created=False)
-    problems = graph_problems(graph=graph, auth=auth)
+    problems = graph_problems(graph=graph, auth=auth, resolve=resolve)
     if problems:
         raise GraphInvalid(problems)
     events_filter = _clean_webhook(webhook, webhook_events_filter)
@@ -144,10 +144,10 @@ def generation_request_submit(
     try:
         model = (catalog_bridge.model_entry(workspace=auth.workspace, ref=request["model"]) if request["model"]
                  else catalog_bridge.default_model(workspace=auth.workspace))
-        catalog_bridge.store_ref_for_model(workspace=auth.workspace, ref=str(model.pk))
+        known = {("model", str(model.pk)): catalog_bridge.installed_ref(model, "model")}
         picks = (catalog_bridge.auto_loras(workspace=auth.workspace, prompt=request["prompt"], model=model)
                  if request["loras"] == "auto" else request["loras"])
-        loras = catalog_bridge.lora_choices(workspace=auth.workspace, model=model, picks=picks)
+        loras = catalog_bridge.lora_choices(workspace=auth.workspace, model=model, picks=picks, known=known)
     except LookupError as exc:
         field = "loras" if "LoRA" in str(exc) else "model"
         raise ValidationError({field: str(exc.args[0] if exc.args else exc)}) from exc
@@ -165,5 +165,5 @@ def generation_request_submit(
     return generation_submit(
         auth=auth, graph=compiled.graph, source=source, request=record, idempotency_key=idempotency_key,
         webhook=webhook, webhook_events_filter=webhook_events_filter, model_ref=str(model.pk),
-        lora_refs=[lora.id for lora in loras],
+        lora_refs=[lora.id for lora in loras], resolve=catalog_resolver(auth.workspace, known),
     )

@@ -21,7 +21,7 @@ from accounts.models import Scope, Workspace
 from models_catalog.access import visible_loras, visible_models
 from models_catalog.selectors import installed_models
 
-from .access import get_generation_for_workspace
+from .access import get_generation_for_workspace, generations_for_workspace
 from .forms import GalleryFilterForm
 from .models import Generation, Source
 from .request_schema import ASPECT_RATIOS, SCHEDULERS
@@ -47,7 +47,7 @@ def _workspace(request: HttpRequest) -> Workspace:
 
 def _workspace_generations(request: HttpRequest) -> QuerySet[Generation]:
     """Every generation of the request's workspace: the one list the gallery pages start from."""
-    return Generation.objects.filter(workspace=_workspace(request))
+    return generations_for_workspace(workspace=_workspace(request))
 
 
 def _can_generate(request: HttpRequest) -> bool:
@@ -82,6 +82,22 @@ def _tiles(request: HttpRequest, generations: list[Generation]) -> list[dict[str
             "model_name": model_names.get(generation.model_ref, ""),
         })
     return tiles
+
+
+def _model_records(models: Any) -> list[dict[str, Any]]:
+    """The reproducibility record's models (`{port: {spec, details}}`) as rows: ref, family, hash, LoRAs."""
+    rows = []
+    for port, entry in (models or {}).items() if isinstance(models, dict) else ():
+        entry = entry if isinstance(entry, dict) else {}
+        spec = entry.get("spec") if isinstance(entry.get("spec"), dict) else {}
+        details = entry.get("details") if isinstance(entry.get("details"), dict) else {}
+        loras = details.get("loras") if isinstance(details.get("loras"), list) else spec.get("loras") or []
+        rows.append({
+            "port": port, "ref": details.get("ref") or spec.get("ref", ""),
+            "family": details.get("family") or spec.get("family", ""), "sha256": details.get("sha256", ""),
+            "loras": [lora for lora in loras if isinstance(lora, dict)], "error": entry.get("error", ""),
+        })
+    return rows
 
 
 def _rerunnable(generation: Generation) -> bool:
@@ -194,7 +210,7 @@ def generation_detail(request: HttpRequest, generation_id: str) -> HttpResponse:
         "total_seconds": total_seconds,
         "repro": reproducibility,
         "repro_nodes": reproducibility.get("nodes") or {},
-        "repro_models": reproducibility.get("models") or {},
+        "repro_models": _model_records(reproducibility.get("models")),
         "request_json": json.dumps(record, indent=2, sort_keys=True),
         "repro_json": json.dumps(reproducibility, indent=2, sort_keys=True),
         "rerunnable": _rerunnable(generation) and _can_generate(request),

@@ -7,13 +7,14 @@ latest checkpoint recorded on the row (J4), so the steps before it are not train
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -56,23 +57,61 @@ def renew_lease(job_id: str, owner: str) -> None:
 
 
 class TrainingEventSink:
-    """gpu_workers TrainingEvents → the job row (throttled) + websocket events (batched losses)."""
+    """gpu_workers TrainingEvents → the job row + websocket events, off the training loop.
+
+    ``step`` only appends to memory: a publisher thread writes the row and sends the batched losses
+    every ``PUBLISH_SECONDS``, so a slow database or channel layer never slows training down.
+    Checkpoints and log lines are published at once (they are rare, and a checkpoint should be on the
+    row as soon as it exists, since that is what the next attempt resumes from). All writes and sends
+    happen under one lock, in order, from whichever thread publishes.
+    """
+
+    PUBLISH_SECONDS = 0.5
 
     def __init__(self, job: TrainingJob, run: int) -> None:
         self.job = job
         self.run = run
-        self.row_throttle = Throttle(1.0)
-        self.event_throttle = Throttle(0.25)
         self.unsent: list[list[float]] = []
+        self.last: dict[str, Any] = {}
         self.log_lines: list[str] = [line for line in (job.logs or "").splitlines() if line]
+        self._state = threading.Lock()
+        self._publishing = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._publish_loop, daemon=True, name="kizy-training-events")
 
-    def flush(self, force: bool = False) -> None:
-        if self.row_throttle.ready(force):
-            TrainingJob.objects.filter(pk=self.job.pk).update(
-                step=self.job.step, progress=self.job.progress, loss_history=self.job.loss_history,
-                checkpoints=self.job.checkpoints, latest_checkpoint_step=self.job.latest_checkpoint_step,
-                logs="\n".join(self.log_lines)[-20000:],
-            )
+    def __enter__(self) -> TrainingEventSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.publish()
+
+    def _publish_loop(self) -> None:
+        try:
+            while not self._stop.wait(self.PUBLISH_SECONDS):
+                try:
+                    self.publish()
+                except Exception:  # noqa: BLE001 - a failed publish is retried; training goes on
+                    logger.warning("could not publish training progress", exc_info=True)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def publish(self) -> None:
+        """Write the row and send the losses not sent yet (no-op when nothing changed)."""
+        with self._publishing:
+            with self._state:
+                losses, self.unsent = self.unsent, []
+                fields = {"step": self.job.step, "progress": self.job.progress,
+                          "loss_history": list(self.job.loss_history), "checkpoints": list(self.job.checkpoints),
+                          "latest_checkpoint_step": self.job.latest_checkpoint_step,
+                          "logs": "\n".join(self.log_lines)[-20000:]}
+                last = dict(self.last)
+            TrainingJob.objects.filter(pk=self.job.pk).update(**fields)
+            if losses:
+                events.emit(self.job, {"type": "training.progress", "status": Status.PROCESSING, **last,
+                                       "losses": losses})
 
     def started(self, *, total_steps: int, resumed_from: int | None, device: str) -> None:
         runs = [*self.job.runs, {"run": self.run, "worker": worker_id(), "device": device,
@@ -85,29 +124,27 @@ class TrainingEventSink:
 
     def step(self, *, step: int, total: int, loss: float, lr: float, run: int) -> None:
         point = [step, round(loss, 6), run]
-        self.job.loss_history.append(point)
-        self.job.step, self.job.progress = step, step / max(total, 1)
-        self.unsent.append(point[:2])
-        self.flush()
-        if self.event_throttle.ready(force=step == total):
-            events.emit(self.job, {"type": "training.progress", "status": Status.PROCESSING, "step": step,
-                                   "total": total, "progress": round(self.job.progress, 4), "lr": lr,
-                                   "losses": self.unsent})
-            self.unsent = []
+        with self._state:
+            self.job.loss_history.append(point)
+            self.job.step, self.job.progress = step, step / max(total, 1)
+            self.unsent.append(point[:2])
+            self.last = {"step": step, "total": total, "progress": round(self.job.progress, 4), "lr": lr}
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         from .payloads import sample_payload
 
-        recorded = [c for c in self.job.checkpoints if c["step"] != checkpoint.step]
-        self.job.checkpoints = [*recorded, checkpoint.as_dict()]
-        self.job.latest_checkpoint_step = checkpoint.step
-        self.flush(force=True)
+        with self._state:
+            recorded = [c for c in self.job.checkpoints if c["step"] != checkpoint.step]
+            self.job.checkpoints = [*recorded, checkpoint.as_dict()]
+            self.job.latest_checkpoint_step = checkpoint.step
+        self.publish()
         events.emit(self.job, {"type": "training.checkpoint", "step": checkpoint.step,
                                "samples": [sample_payload(s.as_dict()) for s in checkpoint.samples]})
 
     def log(self, message: str) -> None:
-        self.log_lines.append(f"[{timezone.now():%H:%M:%S}] {message}")
-        self.flush()
+        with self._state:
+            self.log_lines.append(f"[{timezone.now():%H:%M:%S}] {message}")
+        self.publish()
         events.emit(self.job, {"type": "training.log", "message": message})
 
 
@@ -165,7 +202,6 @@ def training_execute(*, job_id: str) -> str:
     except ModelError as exc:
         return _finish(job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}")
 
-    sink = TrainingEventSink(job, run=job.attempts)
     cancel_check = Throttle(0.25)
     canceled = False
 
@@ -178,18 +214,16 @@ def training_execute(*, job_id: str) -> str:
     from gpu_workers.training.trainer import train_lora
 
     started = time.monotonic()
+    sink = TrainingEventSink(job, run=job.attempts)
     try:
-        with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)):
+        with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
             result = train_lora(_spec(job), model_path=Path(model_path), artifacts=artifacts, events=sink,
                                 is_cancelled=is_cancelled, device=_device())
     except JobCanceled:
-        sink.flush(force=True)
         return _finish(job, status=Status.CANCELED)
     except (ValueError, FloatingPointError, ModelError) as exc:
-        sink.flush(force=True)
         return _finish(job, status=Status.FAILED, error=str(exc), logs="\n".join(sink.log_lines))
     except RuntimeError as exc:
-        sink.flush(force=True)
         message = str(exc)
         if "out of memory" in message.lower():
             message = ("The GPU ran out of memory. Lower the batch size or the resolution, or turn gradient "

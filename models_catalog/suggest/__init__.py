@@ -7,4 +7,11 @@ and example prompts; `scorers.py` holds both behind one small base class.
 
 from .engine import suggest  # noqa: E402
 
-__all__ = ["suggest"]
+__all__ = ["suggest", "warm_up"]
+
+
+def warm_up() -> None:
+    """Build the intent index (and load the embedding model) ahead of the first suggestion."""
+    from .index import current_index
+
+    current_index()

@@ -238,7 +238,10 @@
   }
 
   function drawChart(node, state) {
-    var width = 640, height = 240, left = 48, right = 12, top = 12, bottom = 26;
+    // Drawn at the element's own pixel size, so the labels are never stretched.
+    var width = Math.max(320, Math.round(node.getBoundingClientRect().width) || 640);
+    var height = 240, left = 52, right = 14, top = 12, bottom = 26;
+    node.setAttribute("viewBox", "0 0 " + width + " " + height);
     while (node.firstChild) node.removeChild(node.firstChild);
     var points = state.loss;
     var total = Math.max(state.total_steps || 1, points.length ? points[points.length - 1][0] : 1);
@@ -399,6 +402,11 @@
       });
     }
 
+    var resizeTimer = null;
+    window.addEventListener("resize", function () {
+      window.clearTimeout(resizeTimer);
+      resizeTimer = window.setTimeout(function () { drawChart(chart, state); }, 150);
+    });
     redraw();
     connect();
     if (!window.WebSocket && !terminal()) poll();

@@ -106,6 +106,7 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.locator("#advanced summary").click()  # closed, as a person first sees it
+    page.set_viewport_size({"width": 1440, "height": 1240})
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOT))
 
@@ -122,6 +123,18 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
     assert request["prompt"] == prompt and request["steps"] == 12
     expect(page.get_by_test_id("reproducibility")).to_contain_text("Seeds")
     expect(page.get_by_test_id("node-timings")).to_be_visible()
+
+    # Re-run from the record: the same request again, followed live in the studio.
+    page.get_by_test_id("detail-rerun").click()
+    page.wait_for_url("**/studio?watch=*")
+    rerun_id = wait_for_job(page, studio_stack, previous=generation_id)
+    assert wait_for_status(page, studio_stack, "succeeded", "failed", "canceled") == "succeeded"
+    rerun = page.request.get(f"/api/v1/generations/{rerun_id}").json()
+    same = ("prompt", "seed", "steps", "model", "width", "height")
+    assert {k: rerun["request"][k] for k in same} == {k: request[k] for k in same}
+    assert [(lora["id"], lora["weight"]) for lora in rerun["request"]["loras"]] == [
+        (lora["id"], lora["weight"]) for lora in request["loras"]]
+    expect(page.get_by_test_id("result")).to_have_count(1)
 
 
 def test_cancel_stops_a_long_run(

@@ -239,6 +239,16 @@ def test_face_detail_changes_only_the_face_region(harness: Harness, astronaut: I
     assert len(changed) > 2000  # the face itself really was re-drawn
 
 
+@pytest.mark.parametrize("family", ["sdxl", "flux"])
+def test_face_detail_works_with_the_other_image_families(
+    harness: Harness, family: str, astronaut: Image.Image
+) -> None:
+    source = harness.put_image(astronaut.resize((256, 256)))
+    out = harness.run(FaceDetail, model=spec(family), image=source, detail_size=64, steps=2, strength=0.6)
+    assert out.faces == 1 and (out.image.width, out.image.height) == (256, 256)
+    assert out.image.sha256 != source.sha256
+
+
 def test_face_detail_returns_an_image_without_faces_unchanged(harness: Harness) -> None:
     source = harness.put_image(Image.fromarray(data.coffee()).resize((160, 120)))
     out = harness.run(FaceDetail, model=spec("sd15"), image=source, detail_size=64, steps=2)

@@ -51,7 +51,11 @@ def generation(workspace, *, prompt="a red fox", status="succeeded", model: Base
         reproducibility={"job_id": "x", "nodes": {"generate": {"type": "text_to_image", "version": "1.2.0",
                                                                "pack": "kizy", "pack_version": "0.1.0"}},
                          "seeds": {"generate.seed": 42},
-                         "models": {"model.ref": {"spec": {"ref": "local:tiny"}, "sha256": "cd" * 32}},
+                         "models": {"generate.model": {
+                             "spec": {"ref": "local:tiny", "family": "sd15", "loras": []},
+                             "details": {"ref": "local:tiny", "family": "sd15", "sha256": "cd" * 32,
+                                         "loras": [{"ref": "local:demo-loras/wc", "weight": 0.7,
+                                                    "sha256": "ef" * 32}]}}},
                          "libraries": {"python": "3.11.9", "diffusers": "0.42.1"}, "device": "cpu"},
     )
     if created_at is not None:
@@ -262,6 +266,7 @@ def test_generation_detail_shows_images_request_reproducibility_and_timings(owne
     assert 'data-testid="detail-seed">42<' in html
     assert "text_to_image" in html and "1.2.0" in html  # node type and version
     assert "generate.seed" in html and "cd" * 32 in html  # seeds and model hash
+    assert "local:demo-loras/wc" in html and "ef" * 32 in html  # each LoRA's file hash
     assert "diffusers" in html and "0.42.1" in html  # library versions
     assert "0.750 s" in html  # per-node timing
     assert 'data-testid="detail-rerun"' in html and 'data-testid="detail-vary"' in html

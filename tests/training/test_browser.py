@@ -40,6 +40,7 @@ def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio
 
     page = studio_page
     page.context.add_init_script(RECORD_STEPS)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     archive = tmp_path / "mira.zip"
     archive.write_bytes(zip_of([(f"mira/{i}.png", smooth_png(64 + 32 * (i % 2), 64, seed=20 + i)) for i in range(4)]))
 
@@ -58,6 +59,7 @@ def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio
     sd15 = page.locator("#model option[data-family=sd15]").first.get_attribute("value")
     page.select_option("#model", sd15)
     expect(page.locator("[data-check=count]")).to_contain_text("Few images")  # refreshed for SD 1.5
+    page.screenshot(path=str(SCREENSHOT.with_name("training-dataset.png")), full_page=True)
     page.locator("[data-testid=advanced] summary").click()
     for name, value in {"steps": 20, "resolution": 64, "checkpoint_every": 10, "sample_steps": 2, "rank": 4,
                         "batch_size": 2}.items():
@@ -74,8 +76,10 @@ def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio
     expect(page.locator("[data-loss-chart] polyline.loss-raw")).to_have_attribute("data-points", "20")
     expect(page.locator("[data-samples] [data-checkpoint]")).to_have_count(2)
     expect(page.get_by_test_id("lora-card")).to_be_visible()
-    assert page.get_by_test_id("download-lora").get_attribute("href").startswith("/files/ws/")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    download = page.get_by_test_id("download-lora").get_attribute("href")
+    assert "/files/ws/" in download and "signature=" in download
+    fetched = page.request.get(download)
+    assert fetched.status == 200 and fetched.body()[:8] != b""  # a signed, working download
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # The studio offers it for SD 1.5 models.
