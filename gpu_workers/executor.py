@@ -18,6 +18,7 @@ nodes that finished.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -102,6 +103,7 @@ def compute_checkpoint_key(node_cls: type[Node], inputs: BaseModel) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     """Installed versions, read from package metadata so torch is not imported just to ask."""
     versions = {"python": platform.python_version()}
@@ -345,7 +347,7 @@ class _Run:
             "nodes": nodes,
             "seeds": seeds,
             "models": models,
-            "libraries": library_versions(),
+            "libraries": dict(library_versions()),
             "device": self.device,
         }
 

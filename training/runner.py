@@ -22,7 +22,7 @@ from gpu_workers.models.errors import ModelError
 from gpu_workers.models.store import ModelStore
 from gpu_workers.sdk import JobCanceled
 from gpu_workers.training.spec import Checkpoint, TrainingItem, TrainingSpec
-from studio.engine import Heartbeat, StorageArtifactStore, Throttle, is_cancel_requested
+from studio.engine import Heartbeat, StorageArtifactStore, is_cancel_requested
 from studio.models import Status
 from studio.runner import worker_id
 
@@ -63,7 +63,8 @@ class TrainingEventSink:
     every ``PUBLISH_SECONDS``, so a slow database or channel layer never slows training down.
     Checkpoints and log lines are published at once (they are rare, and a checkpoint should be on the
     row as soon as it exists, since that is what the next attempt resumes from). All writes and sends
-    happen under one lock, in order, from whichever thread publishes.
+    happen under one lock, in order, from whichever thread publishes. The same thread polls the cancel
+    flag, so the loop's cancellation check is a memory read.
     """
 
     PUBLISH_SECONDS = 0.5
@@ -71,6 +72,7 @@ class TrainingEventSink:
     def __init__(self, job: TrainingJob, run: int) -> None:
         self.job = job
         self.run = run
+        self.canceled = threading.Event()  # set by the publisher when a cancel request is seen
         self.unsent: list[list[float]] = []
         self.last: dict[str, Any] = {}
         self.log_lines: list[str] = [line for line in (job.logs or "").splitlines() if line]
@@ -92,6 +94,8 @@ class TrainingEventSink:
         try:
             while not self._stop.wait(self.PUBLISH_SECONDS):
                 try:
+                    if is_cancel_requested(str(self.job.pk)):
+                        self.canceled.set()
                     self.publish()
                 except Exception:  # noqa: BLE001 - a failed publish is retried; training goes on
                     logger.warning("could not publish training progress", exc_info=True)
@@ -202,15 +206,6 @@ def training_execute(*, job_id: str) -> str:
     except ModelError as exc:
         return _finish(job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}")
 
-    cancel_check = Throttle(0.25)
-    canceled = False
-
-    def is_cancelled() -> bool:
-        nonlocal canceled
-        if not canceled and cancel_check.ready():
-            canceled = is_cancel_requested(job_id)
-        return canceled
-
     from gpu_workers.training.trainer import train_lora
 
     started = time.monotonic()
@@ -218,7 +213,7 @@ def training_execute(*, job_id: str) -> str:
     try:
         with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
             result = train_lora(_spec(job), model_path=Path(model_path), artifacts=artifacts, events=sink,
-                                is_cancelled=is_cancelled, device=_device())
+                                is_cancelled=sink.canceled.is_set, device=_device())
     except JobCanceled:
         return _finish(job, status=Status.CANCELED)
     except (ValueError, FloatingPointError, ModelError) as exc:

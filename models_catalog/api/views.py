@@ -13,6 +13,7 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -128,9 +129,9 @@ class LoraViewSet(CatalogViewSet):
     def compatibility(self, request: Request, pk: str) -> Response:
         """Will this LoRA load on that model? Families first, then layer shapes if both are here."""
         lora = self.get_object()
-        model = access.get_model_for_workspace(
-            workspace=self.workspace, id=request.query_params.get("model", "")
-        )
+        if not request.query_params.get("model"):
+            raise ValidationError({"model": "Give the base model to check against: ?model=<model id>."})
+        model = access.get_model_for_workspace(workspace=self.workspace, id=request.query_params["model"])
         result = selectors.lora_compatibility(lora=lora, model=model)
         return Response(CompatibilityOutputSerializer(result).data)
 

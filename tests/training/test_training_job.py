@@ -180,7 +180,8 @@ def test_cancel_a_running_training_stops_it(owner, sd15_model, monkeypatch):
     monkeypatch.setattr(runner.TrainingEventSink, "step", step_then_cancel)
     assert runner.training_execute(job_id=job_id) == "canceled"
     job = TrainingJob.objects.get(pk=job_id)
-    assert job.status == "canceled" and 3 <= job.step < 10 and job.lora_id is None
+    # The flag is seen within a publish interval (0.5 s), long before the 200 steps are done.
+    assert job.status == "canceled" and 3 <= job.step < 200 and job.lora_id is None
 
 
 @pytest.mark.django_db
