@@ -22,5 +22,7 @@ class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, initial="API key", label="Name")
     scopes = forms.MultipleChoiceField(
         choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[Scope.READ, Scope.GENERATE],
-        help_text="read: list and fetch · generate: create images · train: fine-tune LoRAs · admin: manage keys and members",
+        help_text=(
+            "read: list and fetch · generate: create images · train: fine-tune LoRAs · admin: manage keys and members"
+        ),
     )

@@ -20,7 +20,8 @@ PREFIX_LENGTH = 8
 SECRET_LENGTH = 32
 CHECKSUM_LENGTH = 6
 KEY_PATTERN = re.compile(
-    rf"^{KEY_PREFIX}_(?P<prefix>[0-9A-Za-z]{{{PREFIX_LENGTH}}})_(?P<body>[0-9A-Za-z]{{{SECRET_LENGTH + CHECKSUM_LENGTH}}})$"
+    rf"^{KEY_PREFIX}_(?P<prefix>[0-9A-Za-z]{{{PREFIX_LENGTH}}})"
+    rf"_(?P<body>[0-9A-Za-z]{{{SECRET_LENGTH + CHECKSUM_LENGTH}}})$"
 )
 
 

@@ -129,6 +129,9 @@ class Invitation(models.Model):
         ]
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.email} to {self.workspace} ({self.role})"
+
 
 class ApiKey(models.Model):
     """Only a public prefix and the SHA-256 of the whole key are stored; the key is shown once."""

@@ -184,7 +184,8 @@ def api_keys_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/api_keys.html",
-        {"keys": workspace.api_keys.select_related("created_by"), "form": form, "new_key": new_key, "can_admin": can_admin},
+        {"keys": workspace.api_keys.select_related("created_by"), "form": form, "new_key": new_key,
+         "can_admin": can_admin},
     )
 
 

@@ -44,7 +44,9 @@ def images() -> list[bytes]:
     for seed in range(IMAGES):
         rng = np.random.default_rng(seed)
         buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 255, (64, 64 + 32 * (seed % 2), 3), dtype=np.uint8)).save(buffer, "PNG")
+        Image.fromarray(rng.integers(0, 255, (64, 64 + 32 * (seed % 2), 3), dtype=np.uint8)).save(
+            buffer, "PNG"
+        )
         out.append(buffer.getvalue())
     return out
 
@@ -66,8 +68,14 @@ def bare_loop(model_dir: Path, pictures: list[bytes], captions: list[str], steps
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         module.requires_grad_(False)
     torch.manual_seed(0)
-    pipe.unet.add_adapter(LoraConfig(r=PARAMS["rank"], lora_alpha=PARAMS["alpha"], init_lora_weights="gaussian",
-                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    pipe.unet.add_adapter(
+        LoraConfig(
+            r=PARAMS["rank"],
+            lora_alpha=PARAMS["alpha"],
+            init_lora_weights="gaussian",
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+    )
     params = [p for p in pipe.unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-2)
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -81,8 +89,11 @@ def bare_loop(model_dir: Path, pictures: list[bytes], captions: list[str], steps
             latents = pipe.vae.encode(pixels).latent_dist.sample() * pipe.vae.config.scaling_factor
             text = pipe.encode_prompt(caption, "cpu", 1, False)[0]
             by_bucket.setdefault(bucket, []).append((latents, text))
-    batches = [group[i:i + PARAMS["batch_size"]] for group in by_bucket.values()
-               for i in range(0, len(group), PARAMS["batch_size"])]
+    batches = [
+        group[i : i + PARAMS["batch_size"]]
+        for group in by_bucket.values()
+        for i in range(0, len(group), PARAMS["batch_size"])
+    ]
     pipe.unet.train()
     times = []
     for step in range(steps):
@@ -103,8 +114,15 @@ def bare_loop(model_dir: Path, pictures: list[bytes], captions: list[str], steps
 
 
 def setup_django(home: Path, model_store: Path) -> None:
-    os.environ.update({"KIZY_HOME": str(home), "KIZY_MODEL_STORE": str(model_store), "KIZY_DEVICE": "cpu",
-                       "DJANGO_SETTINGS_MODULE": "kizy_site.settings", "CELERY_TASK_ALWAYS_EAGER": "true"})
+    os.environ.update(
+        {
+            "KIZY_HOME": str(home),
+            "KIZY_MODEL_STORE": str(model_store),
+            "KIZY_DEVICE": "cpu",
+            "DJANGO_SETTINGS_MODULE": "kizy_site.settings",
+            "CELERY_TASK_ALWAYS_EAGER": "true",
+        }
+    )
     os.environ.pop("DATABASE_URL", None)
     import django
     from django.core.management import call_command
@@ -128,17 +146,27 @@ def runner_job(pictures: list[bytes], captions: list[str], params: dict[str, Any
     workspace = workspace_create(name="Bench", owner=user)
     auth = auth_for_membership(workspace.memberships.get(user=user))
     model, _ = BaseModel.objects.get_or_create(
-        source="local", external_id="sd15", external_version="", workspace=None,
-        defaults={"name": "Tiny SD 1.5", "family": "sd15", "approved": True, "status": "installed",
-                  "store_ref": "local:sd15"})
+        source="local",
+        external_id="sd15",
+        external_version="",
+        workspace=None,
+        defaults={
+            "name": "Tiny SD 1.5",
+            "family": "sd15",
+            "approved": True,
+            "status": "installed",
+            "store_ref": "local:sd15",
+        },
+    )
     files = []
     for index, data in enumerate(pictures):
         handle = io.BytesIO(data)
         handle.name = f"{index}.png"
         files.append((handle.name, handle))
     dataset = services.dataset_create(auth=auth, files=files, name="Bench").dataset
-    services.dataset_set_captions(dataset=dataset, captions={str(i.pk): captions[n]
-                                                             for n, i in enumerate(dataset.items.all())})
+    services.dataset_set_captions(
+        dataset=dataset, captions={str(i.pk): captions[n] for n, i in enumerate(dataset.items.all())}
+    )
     with mock.patch("training.services.enqueue"):
         job = services.training_submit(auth=auth, dataset=dataset, model_id=str(model.pk), params=params).job
     if not samples:
@@ -166,7 +194,10 @@ def timed_run(job: Any) -> tuple[float, list[float]]:
     try:
         outcome = runner.training_execute(job_id=str(job.pk))
     finally:
-        runner.TrainingEventSink.step, runner.TrainingEventSink.checkpoint = original_step, original_checkpoint  # type: ignore[method-assign]
+        runner.TrainingEventSink.step, runner.TrainingEventSink.checkpoint = (
+            original_step,
+            original_checkpoint,
+        )  # type: ignore[method-assign]
     if outcome != "succeeded":
         raise SystemExit(f"the training did not succeed: {outcome}")
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]), saves
@@ -176,8 +207,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is steadiest)")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="back-to-back bare/runner pairs; the ratio is the median of the pairs' ratios")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="back-to-back bare/runner pairs; the ratio is the median of the pairs' ratios",
+    )
     args = parser.parse_args()
 
     import torch
@@ -198,10 +233,16 @@ def main() -> int:
             bare.append(bare_loop(root / "store" / "local" / "sd15", pictures, captions, args.steps))
             run.append(timed_run(runner_job(pictures, captions, measured, samples=False))[0])
         every = max(args.steps // 4, 1)
-        _, with_samples = timed_run(runner_job(pictures, captions, {**PARAMS, "steps": args.steps,
-                                                                    "checkpoint_every": every}, samples=True))
-        _, without_samples = timed_run(runner_job(pictures, captions, {**PARAMS, "steps": args.steps,
-                                                                       "checkpoint_every": every}, samples=False))
+        _, with_samples = timed_run(
+            runner_job(
+                pictures, captions, {**PARAMS, "steps": args.steps, "checkpoint_every": every}, samples=True
+            )
+        )
+        _, without_samples = timed_run(
+            runner_job(
+                pictures, captions, {**PARAMS, "steps": args.steps, "checkpoint_every": every}, samples=False
+            )
+        )
 
     ratios = [r / b for b, r in zip(bare, run, strict=True)]
     ratio = statistics.median(ratios)
@@ -209,16 +250,25 @@ def main() -> int:
     step_seconds = 1 / statistics.median(run)
     save = statistics.median(without_samples)
     save_samples = statistics.median(with_samples)
-    print(f"tiny SD 1.5, {PARAMS['resolution']} px, batch {PARAMS['batch_size']}, rank {PARAMS['rank']}, "
-          f"{args.steps} steps, {args.threads} thread(s), {args.rounds} back-to-back pairs")
+    print(
+        f"tiny SD 1.5, {PARAMS['resolution']} px, batch {PARAMS['batch_size']}, rank {PARAMS['rank']}, "
+        f"{args.steps} steps, {args.threads} thread(s), {args.rounds} back-to-back pairs"
+    )
     print(f"bare peft loop     {best_bare:7.2f} steps/s best  (pairs: {', '.join(f'{v:.2f}' for v in bare)})")
     print(f"job runner         {best_run:7.2f} steps/s best  (pairs: {', '.join(f'{v:.2f}' for v in run)})")
-    print(f"ratio runner/bare  {ratio:7.3f} median        (pairs: {', '.join(f'{v:.2f}' for v in ratios)}; "
-          f"best/best {best_run / best_bare:.3f}; goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})")
-    print(f"checkpoint save    {save * 1000:7.1f} ms per save = {save / step_seconds:.2f} steps "
-          f"(LoRA + optimiser + RNG/data state to storage)")
-    print(f"  with samples     {save_samples * 1000:7.1f} ms per save = {save_samples / step_seconds:.2f} steps "
-          f"(+ 2 sample images, {PARAMS['sample_steps']} denoising steps each)")
+    print(
+        f"ratio runner/bare  {ratio:7.3f} median        (pairs: {', '.join(f'{v:.2f}' for v in ratios)}; "
+        f"best/best {best_run / best_bare:.3f}; goal >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})"
+    )
+    print(
+        f"checkpoint save    {save * 1000:7.1f} ms per save = {save / step_seconds:.2f} steps "
+        f"(LoRA + optimiser + RNG/data state to storage)"
+    )
+    print(
+        f"  with samples     {save_samples * 1000:7.1f} ms per save = "
+        f"{save_samples / step_seconds:.2f} steps "
+        f"(+ 2 sample images, {PARAMS['sample_steps']} denoising steps each)"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ from gpu_workers.artifacts import ArtifactNotFound, ArtifactStore, check_key
 class S3ArtifactStore(ArtifactStore):
     def __init__(self, *, bucket: str, endpoint_url: str | None = None, access_key: str | None = None,
                  secret_key: str | None = None, region: str | None = None, client: Any = None) -> None:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         self.bucket = bucket
         self.client = client or boto3.client(
@@ -39,7 +39,7 @@ class S3ArtifactStore(ArtifactStore):
         return bytes(response["Body"].read())
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=check_key(key))

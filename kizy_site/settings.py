@@ -122,7 +122,8 @@ ACCOUNT_LOGOUT_ON_GET = False
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+    default="django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
@@ -234,6 +235,11 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "kizy_..."}}
     },
     "SECURITY": [{"ApiKey": []}],
+    # Every model family in the catalog, and the subset an uploaded LoRA may declare.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelFamilyEnum": "models_catalog.families.Family",
+        "RunnableFamilyEnum": "models_catalog.families.RUNNABLE_FAMILY_CHOICES",
+    },
 }
 
 # --- Compute ------------------------------------------------------------------------------------

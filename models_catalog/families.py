@@ -19,6 +19,7 @@ class Family(models.TextChoices):
 
 
 RUNNABLE_FAMILIES = frozenset({Family.SD15, Family.SDXL, Family.FLUX, Family.VIDEO})
+RUNNABLE_FAMILY_CHOICES = [(value, Family(value).label) for value in sorted(RUNNABLE_FAMILIES)]
 
 # CivitAI `baseModel` values (see shared/fixtures/civitai/enums.json). Pony, Illustrious and NoobAI are
 # SDXL fine-tunes and load as SDXL; "Pony V7" is AuraFlow-based, so it is not listed.

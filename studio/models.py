@@ -88,6 +88,9 @@ class WebhookSecret(models.Model):
     secret = models.CharField(max_length=100)
     rotated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"Webhook secret of {self.workspace_id}"
+
 
 class WebhookEndpoint(models.Model):
     """A URL that receives every job event of the workspace (configured in settings)."""
@@ -103,6 +106,9 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
 
 
 class DeliveryStatus(models.TextChoices):
@@ -131,3 +137,6 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url} ({self.status})"

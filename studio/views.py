@@ -21,7 +21,7 @@ from accounts.models import Scope, Workspace
 from models_catalog.access import visible_loras, visible_models
 from models_catalog.selectors import installed_models
 
-from .access import get_generation_for_workspace, generations_for_workspace
+from .access import generations_for_workspace, get_generation_for_workspace
 from .forms import GalleryFilterForm
 from .models import Generation, Source
 from .request_schema import ASPECT_RATIOS, SCHEDULERS

@@ -1,4 +1,5 @@
 """The only way to fetch this app's rows: always by workspace; another workspace's id is a 404 (T2)."""
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError

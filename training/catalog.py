@@ -3,6 +3,7 @@
 Visibility is the catalog's own (`models_catalog.access`): public curated models plus the
 workspace's private ones; another workspace's model id is "not found" (T3).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,14 +28,21 @@ def trainable_model(*, workspace: Workspace, id: object) -> tuple[BaseModel, str
     try:
         model = catalog_access.get_model_for_workspace(workspace=workspace, id=id)
     except catalog_access.CatalogEntryNotFound as exc:
-        raise ValidationError({"model": f"{exc} List the models you can train on with GET /api/v1/trainings/presets."}) \
-            from exc
+        raise ValidationError(
+            {"model": f"{exc} List the models you can train on with GET /api/v1/trainings/presets."}
+        ) from exc
     if model.family not in FAMILIES:
-        raise ValidationError({"model": f"{model.name} is a {model.get_family_display()} model; LoRA training supports "
-                                        "SD 1.5, SDXL and Flux models."})
+        raise ValidationError(
+            {
+                "model": f"{model.name} is a {model.get_family_display()} model; LoRA training supports "
+                "SD 1.5, SDXL and Flux models."
+            }
+        )
     ref = catalog_access.store_ref_of(model)
     if ref is None:
-        raise ValidationError({"model": f"{model.name} is not installed yet; install it from the catalog first."})
+        raise ValidationError(
+            {"model": f"{model.name} is not installed yet; install it from the catalog first."}
+        )
     return model, ref
 
 
@@ -58,19 +66,35 @@ def intents_for(text: str) -> list[Intent]:
     return [found[slug] for slug in slugs if slug in found]
 
 
-def register_trained_lora(*, job: Any, lora_key: str, lora_sha256: str, lora_size: int, kohya_key: str,
-                          kohya_sha256: str, kohya_size: int) -> LoraAdapter:
+def register_trained_lora(
+    *,
+    job: Any,
+    lora_key: str,
+    lora_sha256: str,
+    lora_size: int,
+    kohya_key: str,
+    kohya_sha256: str,
+    kohya_size: int,
+) -> LoraAdapter:
     """A workspace-private catalog entry with the trigger word, the family and the intents."""
     from models_catalog.services.curation import loras_assign_intents
     from models_catalog.services.trained import TrainedFile, lora_register_trained
 
     slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in job.name.lower()).strip("-") or "lora"
     lora = lora_register_trained(
-        workspace=job.workspace, user=job.created_by, training_id=str(job.pk), name=job.name,
-        description=job.description, family=job.family, trigger_words=[job.trigger_word],
+        workspace=job.workspace,
+        user=job.created_by,
+        training_id=str(job.pk),
+        name=job.name,
+        description=job.description,
+        family=job.family,
+        trigger_words=[job.trigger_word],
         weights=TrainedFile(f"{slug}.safetensors", lora_key, lora_sha256, lora_size),
         kohya=TrainedFile(f"{slug}-kohya.safetensors", kohya_key, kohya_sha256, kohya_size),
     )
-    loras_assign_intents(queryset=LoraAdapter.objects.filter(pk=lora.pk),
-                         intents=intents_for(f"{job.name}. {job.description}"), replace=True)
+    loras_assign_intents(
+        queryset=LoraAdapter.objects.filter(pk=lora.pk),
+        intents=intents_for(f"{job.name}. {job.description}"),
+        replace=True,
+    )
     return lora

@@ -2,6 +2,7 @@
 logs, the final state). Same authentication and origin checks as the studio's sockets; another
 workspace's training is refused (T4). The first message is a snapshot, so a page that connects late
 draws the whole curve."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,5 +39,9 @@ class TrainingEventsConsumer(_JobEventsConsumer):
             job = get_training_for_workspace(workspace=auth.workspace, id=training_id)
         except Http404:
             return None
-        return {"type": "training.snapshot", "kind": "training", "training": training_payload(job),
-                "id": str(job.pk)}
+        return {
+            "type": "training.snapshot",
+            "kind": "training",
+            "training": training_payload(job),
+            "id": str(job.pk),
+        }

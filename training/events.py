@@ -1,6 +1,7 @@
 """Training events: to the websocket groups of the job and of its workspace, and to webhooks, always
 after the transaction that caused them commits (CONVENTIONS 6). Event types are prefixed
 `training.` so pages listening to the whole workspace can tell them from generation events."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,14 @@ from .models import TrainingJob
 
 
 def job_state(job: TrainingJob) -> dict[str, Any]:
-    return {"type": "training.status", "status": job.status, "progress": round(job.progress, 4),
-            "step": job.step, "total": job.total_steps, "error": job.error or None}
+    return {
+        "type": "training.status",
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "step": job.step,
+        "total": job.total_steps,
+        "error": job.error or None,
+    }
 
 
 def groups_for(job: TrainingJob) -> list[str]:
@@ -34,8 +41,14 @@ def queue_webhooks(job: TrainingJob, event: str) -> None:
 
     from .payloads import training_payload
 
-    queue_job_webhooks(workspace_id=job.workspace_id, kind="training", event=event, data=training_payload(job),
-                       webhook=job.webhook, webhook_events_filter=job.webhook_events_filter)
+    queue_job_webhooks(
+        workspace_id=job.workspace_id,
+        kind="training",
+        event=event,
+        data=training_payload(job),
+        webhook=job.webhook,
+        webhook_events_filter=job.webhook_events_filter,
+    )
 
 
 def job_finished_on_commit(job: TrainingJob) -> None:

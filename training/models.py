@@ -5,6 +5,7 @@ A dataset belongs to one workspace; its images are stored re-encoded (PNG, no me
 lease like a generation, checkpoints to storage, and on success registers a workspace-private
 ``LoraAdapter`` in the catalog. Rows are fetched through ``training.access`` only.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -23,11 +24,15 @@ class GoalType(models.TextChoices):
 class Dataset(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="datasets")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     name = models.CharField(max_length=100, help_text="What the LoRA will be called.")
-    description = models.TextField(blank=True, max_length=2000,
-                                   help_text="What the images mean: who or what they show, or the style they share.")
+    description = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text="What the images mean: who or what they show, or the style they share.",
+    )
     goal_type = models.CharField(max_length=10, choices=GoalType.choices, default=GoalType.SUBJECT)
     trigger_word = models.CharField(max_length=40, help_text="The word that calls the LoRA up in a prompt.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -35,7 +40,11 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["workspace", "trigger_word"], name="one_trigger_word_per_workspace")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "trigger_word"], name="one_trigger_word_per_workspace"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -62,15 +71,20 @@ class DatasetItem(models.Model):
     height = models.PositiveIntegerField()
     phash = models.CharField(max_length=16, help_text="Perceptual hash, for near-duplicate checks.")
     caption = models.TextField(blank=True, max_length=1000)
-    caption_auto = models.BooleanField(default=True, help_text="Still the generated caption (not edited by hand).")
-    machine_caption = models.CharField(max_length=300, blank=True,
-                                       help_text="What the captioning model saw, when one is installed.")
+    caption_auto = models.BooleanField(
+        default=True, help_text="Still the generated caption (not edited by hand)."
+    )
+    machine_caption = models.CharField(
+        max_length=300, blank=True, help_text="What the captioning model saw, when one is installed."
+    )
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["position", "created_at"]
-        constraints = [models.UniqueConstraint(fields=["dataset", "sha256"], name="no_identical_images_in_dataset")]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "sha256"], name="no_identical_images_in_dataset")
+        ]
 
     def __str__(self) -> str:
         return self.source_name
@@ -80,18 +94,30 @@ class TrainingJob(models.Model):
     """One LoRA training run. Statuses follow the generation jobs' (Replicate's) vocabulary."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="training_jobs")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs",
-                                help_text="Empty once the dataset is deleted; `items` keeps what was trained on.")
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="training_jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dataset = models.ForeignKey(
+        Dataset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_jobs",
+        help_text="Empty once the dataset is deleted; `items` keeps what was trained on.",
+    )
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, max_length=2000)
     goal_type = models.CharField(max_length=10, choices=GoalType.choices, default=GoalType.SUBJECT)
     trigger_word = models.CharField(max_length=40)
-    base_model = models.ForeignKey("models_catalog.BaseModel", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    base_model = models.ForeignKey(
+        "models_catalog.BaseModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     base_model_ref = models.CharField(max_length=300, help_text="Model-store reference the worker loads.")
     family = models.CharField(max_length=8)
     params = models.JSONField(default=dict, help_text="Resolved parameters (preset + overrides).")
@@ -101,12 +127,17 @@ class TrainingJob(models.Model):
     progress = models.FloatField(default=0.0)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
-    loss_history = models.JSONField(default=list, blank=True, help_text="[step, loss, run] per executed step.")
+    loss_history = models.JSONField(
+        default=list, blank=True, help_text="[step, loss, run] per executed step."
+    )
     checkpoints = models.JSONField(default=list, blank=True, help_text="Each checkpoint's step and samples.")
     latest_checkpoint_step = models.PositiveIntegerField(null=True, blank=True)
-    runs = models.JSONField(default=list, blank=True, help_text="Each attempt: worker, resumed from, first step.")
-    lora = models.ForeignKey("models_catalog.LoraAdapter", null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
+    runs = models.JSONField(
+        default=list, blank=True, help_text="Each attempt: worker, resumed from, first step."
+    )
+    lora = models.ForeignKey(
+        "models_catalog.LoraAdapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     lora_key = models.CharField(max_length=300, blank=True)
     kohya_key = models.CharField(max_length=300, blank=True)
     lora_sha256 = models.CharField(max_length=64, blank=True)
@@ -128,7 +159,8 @@ class TrainingJob(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "idempotency_key"], condition=~models.Q(idempotency_key=""),
+                fields=["workspace", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
                 name="one_training_per_idempotency_key",
             )
         ]

@@ -1,4 +1,5 @@
 """The one JSON shape of a training job and of a dataset (API, websocket final events, webhooks)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,14 +16,21 @@ def _url(request: HttpRequest | None, key: str) -> str:
 
 
 def sample_payload(sample: dict[str, Any], request: HttpRequest | None = None) -> dict[str, Any]:
-    return {"url": _url(request, sample["key"]), **{k: sample[k] for k in ("prompt", "seed", "width", "height")
-                                                    if k in sample}}
+    return {
+        "url": _url(request, sample["key"]),
+        **{k: sample[k] for k in ("prompt", "seed", "width", "height") if k in sample},
+    }
 
 
 def checkpoints_payload(job: TrainingJob, request: HttpRequest | None = None) -> list[dict[str, Any]]:
-    return [{"step": c["step"], "seconds": c.get("seconds"),
-             "samples": [sample_payload(s, request) for s in c.get("samples", [])]}
-            for c in job.checkpoints or []]
+    return [
+        {
+            "step": c["step"],
+            "seconds": c.get("seconds"),
+            "samples": [sample_payload(s, request) for s in c.get("samples", [])],
+        }
+        for c in job.checkpoints or []
+    ]
 
 
 def lora_payload(job: TrainingJob, request: HttpRequest | None = None) -> dict[str, Any] | None:
@@ -30,10 +38,15 @@ def lora_payload(job: TrainingJob, request: HttpRequest | None = None) -> dict[s
         return None
     lora = job.lora
     return {
-        "id": str(lora.pk), "name": lora.name, "family": lora.family, "trigger_words": lora.trigger_words,
-        "sha256": lora.sha256, "size_bytes": lora.size_bytes,
+        "id": str(lora.pk),
+        "name": lora.name,
+        "family": lora.family,
+        "trigger_words": lora.trigger_words,
+        "sha256": lora.sha256,
+        "size_bytes": lora.size_bytes,
         "intents": [i.slug for i in lora.intents.all()],
-        "download_url": _url(request, job.lora_key), "kohya_download_url": _url(request, job.kohya_key),
+        "download_url": _url(request, job.lora_key),
+        "kohya_download_url": _url(request, job.kohya_key),
     }
 
 
@@ -57,8 +70,11 @@ def training_payload(job: TrainingJob, request: HttpRequest | None = None) -> di
         "progress": round(job.progress, 4),
         "step": job.step,
         "total_steps": job.total_steps,
-        "model": {"id": str(job.base_model_id) if job.base_model_id else None, "ref": job.base_model_ref,
-                  "family": job.family},
+        "model": {
+            "id": str(job.base_model_id) if job.base_model_id else None,
+            "ref": job.base_model_ref,
+            "family": job.family,
+        },
         "dataset": str(job.dataset_id) if job.dataset_id else None,
         "images": len(job.items or []),
         "params": job.params,
@@ -79,20 +95,37 @@ def training_payload(job: TrainingJob, request: HttpRequest | None = None) -> di
 
 
 def item_payload(item: DatasetItem, request: HttpRequest | None = None) -> dict[str, Any]:
-    return {"id": str(item.pk), "kind": item.kind, "source_name": item.source_name, "width": item.width,
-            "height": item.height, "caption": item.caption, "caption_auto": item.caption_auto,
-            "url": _url(request, item.key)}
+    return {
+        "id": str(item.pk),
+        "kind": item.kind,
+        "source_name": item.source_name,
+        "width": item.width,
+        "height": item.height,
+        "caption": item.caption,
+        "caption_auto": item.caption_auto,
+        "url": _url(request, item.key),
+    }
 
 
-def dataset_payload(dataset: Dataset, request: HttpRequest | None = None, *, checks: dict[str, Any] | None = None,
-                    notices: list[str] | None = None) -> dict[str, Any]:
+def dataset_payload(
+    dataset: Dataset,
+    request: HttpRequest | None = None,
+    *,
+    checks: dict[str, Any] | None = None,
+    notices: list[str] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": str(dataset.pk), "name": dataset.name, "description": dataset.description,
-        "goal_type": dataset.goal_type, "trigger_word": dataset.trigger_word,
+        "id": str(dataset.pk),
+        "name": dataset.name,
+        "description": dataset.description,
+        "goal_type": dataset.goal_type,
+        "trigger_word": dataset.trigger_word,
         "items": [item_payload(item, request) for item in dataset.items.all()],
         "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
-        "urls": {"get": absolute(request, f"/api/v1/datasets/{dataset.pk}"),
-                 "page": absolute(request, f"/training/datasets/{dataset.pk}")},
+        "urls": {
+            "get": absolute(request, f"/api/v1/datasets/{dataset.pk}"),
+            "page": absolute(request, f"/training/datasets/{dataset.pk}"),
+        },
     }
     if checks is not None:
         body["checks"] = checks

@@ -4,6 +4,7 @@ The lease works like a generation's (``studio.runner``): a redelivered duplicate
 lease held and exits (J2); a killed worker's lease expires and the next attempt resumes from the
 latest checkpoint recorded on the row (J4), so the steps before it are not trained again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,13 @@ def acquire_lease(job_id: str, owner: str) -> TrainingJob | None:
     now = timezone.now()
     taken = TrainingJob.objects.filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner),
-        pk=job_id, status__in=[Status.STARTING, Status.PROCESSING],
-    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()), attempts=F("attempts") + 1)
+        pk=job_id,
+        status__in=[Status.STARTING, Status.PROCESSING],
+    ).update(
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        attempts=F("attempts") + 1,
+    )
     if not taken:
         return None
     return TrainingJob.objects.select_related("workspace", "created_by").get(pk=job_id)
@@ -107,20 +113,34 @@ class TrainingEventSink:
         with self._publishing:
             with self._state:
                 losses, self.unsent = self.unsent, []
-                fields = {"step": self.job.step, "progress": self.job.progress,
-                          "loss_history": list(self.job.loss_history), "checkpoints": list(self.job.checkpoints),
-                          "latest_checkpoint_step": self.job.latest_checkpoint_step,
-                          "logs": "\n".join(self.log_lines)[-20000:]}
+                fields = {
+                    "step": self.job.step,
+                    "progress": self.job.progress,
+                    "loss_history": list(self.job.loss_history),
+                    "checkpoints": list(self.job.checkpoints),
+                    "latest_checkpoint_step": self.job.latest_checkpoint_step,
+                    "logs": "\n".join(self.log_lines)[-20000:],
+                }
                 last = dict(self.last)
             TrainingJob.objects.filter(pk=self.job.pk).update(**fields)
             if losses:
-                events.emit(self.job, {"type": "training.progress", "status": Status.PROCESSING, **last,
-                                       "losses": losses})
+                events.emit(
+                    self.job,
+                    {"type": "training.progress", "status": Status.PROCESSING, **last, "losses": losses},
+                )
 
     def started(self, *, total_steps: int, resumed_from: int | None, device: str) -> None:
-        runs = [*self.job.runs, {"run": self.run, "worker": worker_id(), "device": device,
-                                 "resumed_from": resumed_from, "first_step": (resumed_from or 0) + 1,
-                                 "started_at": timezone.now().isoformat()}]
+        runs = [
+            *self.job.runs,
+            {
+                "run": self.run,
+                "worker": worker_id(),
+                "device": device,
+                "resumed_from": resumed_from,
+                "first_step": (resumed_from or 0) + 1,
+                "started_at": timezone.now().isoformat(),
+            },
+        ]
         self.job.runs = runs
         TrainingJob.objects.filter(pk=self.job.pk).update(runs=runs, total_steps=total_steps)
         self.job.total_steps = total_steps
@@ -142,8 +162,14 @@ class TrainingEventSink:
             self.job.checkpoints = [*recorded, checkpoint.as_dict()]
             self.job.latest_checkpoint_step = checkpoint.step
         self.publish()
-        events.emit(self.job, {"type": "training.checkpoint", "step": checkpoint.step,
-                               "samples": [sample_payload(s.as_dict()) for s in checkpoint.samples]})
+        events.emit(
+            self.job,
+            {
+                "type": "training.checkpoint",
+                "step": checkpoint.step,
+                "samples": [sample_payload(s.as_dict()) for s in checkpoint.samples],
+            },
+        )
 
     def log(self, message: str) -> None:
         with self._state:
@@ -164,9 +190,15 @@ def _finish(job: TrainingJob, **fields: Any) -> str:
 
 def _spec(job: TrainingJob) -> TrainingSpec:
     return TrainingSpec(
-        job_id=str(job.pk), workspace_id=str(job.workspace_id), family=job.family, params=job.params,
-        items=tuple(TrainingItem(**item) for item in job.items), sample_prompts=tuple(job.sample_prompts),
-        trigger_word=job.trigger_word, resume_from_step=job.latest_checkpoint_step, run=job.attempts,
+        job_id=str(job.pk),
+        workspace_id=str(job.workspace_id),
+        family=job.family,
+        params=job.params,
+        items=tuple(TrainingItem(**item) for item in job.items),
+        sample_prompts=tuple(job.sample_prompts),
+        trigger_word=job.trigger_word,
+        resume_from_step=job.latest_checkpoint_step,
+        run=job.attempts,
     )
 
 
@@ -185,14 +217,21 @@ def training_execute(*, job_id: str) -> str:
     if job.cancel_requested or is_cancel_requested(job_id):
         return _finish(job, status=Status.CANCELED)
     if job.attempts > MAX_ATTEMPTS:
-        return _finish(job, status=Status.FAILED,
-                       error=f"Gave up after {MAX_ATTEMPTS} attempts; the worker kept stopping during this training.")
+        return _finish(
+            job,
+            status=Status.FAILED,
+            error=f"Gave up after {MAX_ATTEMPTS} attempts; the worker kept stopping during this training.",
+        )
     first_start = job.started_at is None
     resume = job.latest_checkpoint_step
     # Steps after the checkpoint are trained again, so their earlier records go.
     history = [entry for entry in job.loss_history if resume and entry[0] <= resume]
-    TrainingJob.objects.filter(pk=job.pk).update(status=Status.PROCESSING, started_at=job.started_at or timezone.now(),
-                                                 loss_history=history, step=resume or 0)
+    TrainingJob.objects.filter(pk=job.pk).update(
+        status=Status.PROCESSING,
+        started_at=job.started_at or timezone.now(),
+        loss_history=history,
+        step=resume or 0,
+    )
     job.refresh_from_db()
     events.emit(job, events.job_state(job))
     if first_start:
@@ -204,7 +243,9 @@ def training_execute(*, job_id: str) -> str:
             job.base_model_ref, artifacts=artifacts, workspace_id=str(job.workspace_id)
         )
     except ModelError as exc:
-        return _finish(job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}")
+        return _finish(
+            job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}"
+        )
 
     from gpu_workers.training.trainer import train_lora
 
@@ -212,8 +253,14 @@ def training_execute(*, job_id: str) -> str:
     sink = TrainingEventSink(job, run=job.attempts)
     try:
         with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
-            result = train_lora(_spec(job), model_path=Path(model_path), artifacts=artifacts, events=sink,
-                                is_cancelled=sink.canceled.is_set, device=_device())
+            result = train_lora(
+                _spec(job),
+                model_path=Path(model_path),
+                artifacts=artifacts,
+                events=sink,
+                is_cancelled=sink.canceled.is_set,
+                device=_device(),
+            )
     except JobCanceled:
         return _finish(job, status=Status.CANCELED)
     except (ValueError, FloatingPointError, ModelError) as exc:
@@ -221,20 +268,36 @@ def training_execute(*, job_id: str) -> str:
     except RuntimeError as exc:
         message = str(exc)
         if "out of memory" in message.lower():
-            message = ("The GPU ran out of memory. Lower the batch size or the resolution, or turn gradient "
-                       f"checkpointing on. ({message[:200]})")
+            message = (
+                "The GPU ran out of memory. Lower the batch size or the resolution, or turn gradient "
+                f"checkpointing on. ({message[:200]})"
+            )
         return _finish(job, status=Status.FAILED, error=message, logs="\n".join(sink.log_lines))
 
     from .catalog import register_trained_lora
 
     with transaction.atomic():
-        lora = register_trained_lora(job=job, lora_key=result.lora_key, lora_sha256=result.lora_sha256,
-                                     lora_size=result.lora_size, kohya_key=result.kohya_key,
-                                     kohya_sha256=result.kohya_sha256, kohya_size=result.kohya_size)
+        lora = register_trained_lora(
+            job=job,
+            lora_key=result.lora_key,
+            lora_sha256=result.lora_sha256,
+            lora_size=result.lora_size,
+            kohya_key=result.kohya_key,
+            kohya_sha256=result.kohya_sha256,
+            kohya_size=result.kohya_size,
+        )
         return _finish(
-            job, status=Status.SUCCEEDED, progress=1.0, step=result.steps, lora=lora, lora_key=result.lora_key,
-            kohya_key=result.kohya_key, lora_sha256=result.lora_sha256, loss_history=result.loss_history,
-            checkpoints=sink.job.checkpoints, latest_checkpoint_step=sink.job.latest_checkpoint_step,
+            job,
+            status=Status.SUCCEEDED,
+            progress=1.0,
+            step=result.steps,
+            lora=lora,
+            lora_key=result.lora_key,
+            kohya_key=result.kohya_key,
+            lora_sha256=result.lora_sha256,
+            loss_history=result.loss_history,
+            checkpoints=sink.job.checkpoints,
+            latest_checkpoint_step=sink.job.latest_checkpoint_step,
             logs="\n".join(sink.log_lines)[-20000:],
             reproducibility={**result.reproducibility, "seconds": round(time.monotonic() - started, 3)},
         )

@@ -1,4 +1,5 @@
 """Reads: the checks shown before training, and the choices the forms offer."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -27,8 +28,14 @@ class Check:
     groups: list[list[str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "level": self.level, "title": self.title, "message": self.message,
-                "items": self.items, "groups": self.groups}
+        return {
+            "id": self.id,
+            "level": self.level,
+            "title": self.title,
+            "message": self.message,
+            "items": self.items,
+            "groups": self.groups,
+        }
 
 
 def _near_duplicate_groups(items: list[DatasetItem]) -> list[list[DatasetItem]]:
@@ -63,20 +70,32 @@ def dataset_checks(*, dataset: Dataset, family: str, params: dict[str, Any]) -> 
         checks.append(Check("count", "error", "No images", "Add images before training."))
     elif len(items) < minimum:
         goal = "a style" if dataset.goal_type == GoalType.STYLE else "a subject"
-        checks.append(Check("count", "warning", "Few images",
-                            f"{len(items)} image(s). For {goal}, {minimum} or more varied images give a LoRA "
-                            "that generalises; with fewer it tends to copy them."))
+        checks.append(
+            Check(
+                "count",
+                "warning",
+                "Few images",
+                f"{len(items)} image(s). For {goal}, {minimum} or more varied images give a LoRA "
+                "that generalises; with fewer it tends to copy them.",
+            )
+        )
     else:
         checks.append(Check("count", "ok", "Enough images", f"{len(items)} images."))
 
     groups = _near_duplicate_groups(items)
     if groups:
         names = "; ".join(" ≈ ".join(i.source_name for i in group) for group in groups[:5])
-        checks.append(Check("near_duplicates", "warning", "Near-duplicates",
-                            f"{sum(len(g) for g in groups)} images are nearly the same picture ({names}). Keep the "
-                            "best of each group: duplicates make the LoRA copy that shot.",
-                            items=[str(i.pk) for g in groups for i in g],
-                            groups=[[str(i.pk) for i in g] for g in groups]))
+        checks.append(
+            Check(
+                "near_duplicates",
+                "warning",
+                "Near-duplicates",
+                f"{sum(len(g) for g in groups)} images are nearly the same picture ({names}). Keep the "
+                "best of each group: duplicates make the LoRA copy that shot.",
+                items=[str(i.pk) for g in groups for i in g],
+                groups=[[str(i.pk) for i in g] for g in groups],
+            )
+        )
     elif items:
         checks.append(Check("near_duplicates", "ok", "No near-duplicates", "Every picture is distinct."))
 
@@ -91,25 +110,48 @@ def dataset_checks(*, dataset: Dataset, family: str, params: dict[str, Any]) -> 
             small.append(item)
     if small:
         smallest = min(small, key=lambda i: i.width * i.height)
-        checks.append(Check("too_small", "warning", f"Small for {label}",
-                            f"{len(small)} image(s) are smaller than {label} training at {resolution} px needs (the "
-                            f"smallest, {smallest.source_name}, is {smallest.width}×{smallest.height}); they will be "
-                            "upscaled and come out soft. Use larger originals if you have them.",
-                            items=[str(i.pk) for i in small]))
+        checks.append(
+            Check(
+                "too_small",
+                "warning",
+                f"Small for {label}",
+                f"{len(small)} image(s) are smaller than {label} training at {resolution} px needs (the "
+                f"smallest, {smallest.source_name}, is {smallest.width}×{smallest.height}); they will be "
+                "upscaled and come out soft. Use larger originals if you have them.",
+                items=[str(i.pk) for i in small],
+            )
+        )
     elif items:
-        checks.append(Check("too_small", "ok", "Large enough", f"Every image covers {resolution} px training."))
+        checks.append(
+            Check("too_small", "ok", "Large enough", f"Every image covers {resolution} px training.")
+        )
 
     ratios = {round(i.width / i.height, 1) for i in items}
     if len(ratios) > 1 and not use_buckets:
-        checks.append(Check("aspect_ratios", "warning", "Mixed aspect ratios",
-                            "Images have different shapes and aspect-ratio buckets are off: each will be centre-"
-                            "cropped to a square, losing its edges. Turn buckets on to keep whole pictures."))
+        checks.append(
+            Check(
+                "aspect_ratios",
+                "warning",
+                "Mixed aspect ratios",
+                "Images have different shapes and aspect-ratio buckets are off: each will be centre-"
+                "cropped to a square, losing its edges. Turn buckets on to keep whole pictures.",
+            )
+        )
     elif len(buckets) > 1:
         lonely = [b for b, n in buckets.items() if n < int(params.get("batch_size") or 1)]
-        extra = (" Some buckets hold fewer images than the batch size; their batches are smaller."
-                 if lonely else "")
-        checks.append(Check("aspect_ratios", "info", "Mixed aspect ratios",
-                            f"Images train in {len(buckets)} shapes (buckets), so none is cropped to a square." + extra))
+        extra = (
+            " Some buckets hold fewer images than the batch size; their batches are smaller."
+            if lonely
+            else ""
+        )
+        checks.append(
+            Check(
+                "aspect_ratios",
+                "info",
+                "Mixed aspect ratios",
+                f"Images train in {len(buckets)} shapes (buckets), so none is cropped to a square." + extra,
+            )
+        )
     elif items:
         checks.append(Check("aspect_ratios", "ok", "One shape", "Every image trains at the same shape."))
 
@@ -117,15 +159,23 @@ def dataset_checks(*, dataset: Dataset, family: str, params: dict[str, Any]) -> 
     missing = [i for i in items if trigger and trigger not in i.caption]
     empty = [i for i in items if not i.caption.strip()]
     if empty or missing:
-        checks.append(Check("captions", "warning", "Captions",
-                            f"{len(empty)} caption(s) are empty and {len(missing)} do not mention the trigger word "
-                            f"“{trigger}”; the LoRA learns what the trigger word stands for from the captions.",
-                            items=[str(i.pk) for i in {*empty, *missing}]))
+        checks.append(
+            Check(
+                "captions",
+                "warning",
+                "Captions",
+                f"{len(empty)} caption(s) are empty and {len(missing)} do not mention the trigger word "
+                f"“{trigger}”; the LoRA learns what the trigger word stands for from the captions.",
+                items=[str(i.pk) for i in {*empty, *missing}],
+            )
+        )
     elif items:
         checks.append(Check("captions", "ok", "Captions", "Every caption mentions the trigger word."))
 
-    preview = [{"width": w, "height": h, "count": n, "items": bucket_items[(w, h)]}
-               for (w, h), n in sorted(buckets.items(), key=lambda kv: -kv[1])]
+    preview = [
+        {"width": w, "height": h, "count": n, "items": bucket_items[(w, h)]}
+        for (w, h), n in sorted(buckets.items(), key=lambda kv: -kv[1])
+    ]
     return {
         "ok": not any(c.level == "error" for c in checks),
         "family": family,

@@ -4,6 +4,7 @@ Uploads are checked and decoded completely (``uploads.read_uploads``) before the
 stored or the first row written; if storing fails half-way, the files already written are removed
 and the transaction rolls back, so a refused or failed upload leaves nothing behind (U1).
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,22 +65,36 @@ def _machine_caption(image: ProcessedImage) -> str:
 
 
 def _auto_caption(dataset: Dataset, item: DatasetItem) -> str:
-    return template_caption(trigger_word=dataset.trigger_word, description=dataset.description,
-                            goal_type=dataset.goal_type, width=item.width, height=item.height,
-                            from_video=item.kind == ItemKind.VIDEO_FRAME, seen=item.machine_caption)
+    return template_caption(
+        trigger_word=dataset.trigger_word,
+        description=dataset.description,
+        goal_type=dataset.goal_type,
+        width=item.width,
+        height=item.height,
+        from_video=item.kind == ItemKind.VIDEO_FRAME,
+        seen=item.machine_caption,
+    )
 
 
 def _clean_trigger(word: str, *, workspace: Any, dataset: Dataset | None = None) -> str:
     word = (word or "").strip().lower()
     if not TRIGGER_PATTERN.match(word):
-        raise ValidationError({"trigger_word": "A trigger word is 3-40 lowercase letters, digits or '_', starting with "
-                                               "a letter, and no spaces (e.g. 'mirkat')."})
+        raise ValidationError(
+            {
+                "trigger_word": "A trigger word is 3-40 lowercase letters, digits or '_', starting with "
+                "a letter, and no spaces (e.g. 'mirkat')."
+            }
+        )
     clash = Dataset.objects.filter(workspace=workspace, trigger_word=word)
     if dataset is not None:
         clash = clash.exclude(pk=dataset.pk)
     if clash.exists():
-        raise ValidationError({"trigger_word": f"“{word}” is already the trigger word of another dataset in this "
-                                               "workspace; pick another so prompts can tell the LoRAs apart."})
+        raise ValidationError(
+            {
+                "trigger_word": f"“{word}” is already the trigger word of another dataset in this "
+                "workspace; pick another so prompts can tell the LoRAs apart."
+            }
+        )
     return word
 
 
@@ -97,10 +112,19 @@ def _store_images(dataset: Dataset, intake: Intake, written: list[str]) -> list[
             written.append(saved)
             if saved != key:
                 raise RuntimeError(f"storage renamed {key} to {saved}")
-        item = DatasetItem(dataset=dataset, workspace_id=dataset.workspace_id, source_name=image.source_name[:300],
-                           kind=ItemKind.VIDEO_FRAME if image.kind == "video_frame" else ItemKind.IMAGE, key=key,
-                           sha256=image.sha256, width=image.width, height=image.height, phash=image.phash,
-                           machine_caption=_machine_caption(image), position=position)
+        item = DatasetItem(
+            dataset=dataset,
+            workspace_id=dataset.workspace_id,
+            source_name=image.source_name[:300],
+            kind=ItemKind.VIDEO_FRAME if image.kind == "video_frame" else ItemKind.IMAGE,
+            key=key,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            phash=image.phash,
+            machine_caption=_machine_caption(image),
+            position=position,
+        )
         item.caption = _auto_caption(dataset, item)
         items.append(item)
         position += 1
@@ -122,22 +146,37 @@ class DatasetChange:
     notices: list[str]
 
 
-def dataset_create(*, auth: WorkspaceAuth, files: UploadedFiles, name: str = "", description: str = "",
-                   goal_type: str = GoalType.SUBJECT, trigger_word: str = "") -> DatasetChange:
+def dataset_create(
+    *,
+    auth: WorkspaceAuth,
+    files: UploadedFiles,
+    name: str = "",
+    description: str = "",
+    goal_type: str = GoalType.SUBJECT,
+    trigger_word: str = "",
+) -> DatasetChange:
     """Check every file, then store the images and write the dataset in one go (or nothing at all)."""
     if goal_type not in GoalType.values:
         raise ValidationError({"goal_type": f"Choose one of {', '.join(GoalType.values)}."})
     intake = read_uploads(files)
     workspace = auth.workspace
     name = (name or "").strip()[:100] or f"Dataset of {timezone.now():%b %d, %H:%M}"
-    word = (_clean_trigger(trigger_word, workspace=workspace) if trigger_word
-            else make_trigger_word(name, taken_trigger_words(workspace=workspace)))
+    word = (
+        _clean_trigger(trigger_word, workspace=workspace)
+        if trigger_word
+        else make_trigger_word(name, taken_trigger_words(workspace=workspace))
+    )
     written: list[str] = []
     try:
         with transaction.atomic():
-            dataset = Dataset.objects.create(workspace=workspace, created_by=auth.user, name=name,
-                                             description=(description or "").strip()[:2000], goal_type=goal_type,
-                                             trigger_word=word)
+            dataset = Dataset.objects.create(
+                workspace=workspace,
+                created_by=auth.user,
+                name=name,
+                description=(description or "").strip()[:2000],
+                goal_type=goal_type,
+                trigger_word=word,
+            )
             items = _store_images(dataset, intake, written)
     except BaseException:
         _remove(written)
@@ -160,8 +199,14 @@ def dataset_add_files(*, dataset: Dataset, files: UploadedFiles) -> DatasetChang
 
 
 @transaction.atomic
-def dataset_update(*, dataset: Dataset, name: str | None = None, description: str | None = None,
-                   goal_type: str | None = None, trigger_word: str | None = None) -> Dataset:
+def dataset_update(
+    *,
+    dataset: Dataset,
+    name: str | None = None,
+    description: str | None = None,
+    goal_type: str | None = None,
+    trigger_word: str | None = None,
+) -> Dataset:
     """Edit the goal. Generated captions follow the new description; edited ones keep their text with
     a renamed trigger word swapped in."""
     old_trigger = dataset.trigger_word
@@ -180,8 +225,11 @@ def dataset_update(*, dataset: Dataset, name: str | None = None, description: st
     dataset.save()
     items = list(dataset.items.all())
     for item in items:
-        item.caption = (_auto_caption(dataset, item) if item.caption_auto
-                        else replace_trigger(item.caption, old_trigger, dataset.trigger_word))
+        item.caption = (
+            _auto_caption(dataset, item)
+            if item.caption_auto
+            else replace_trigger(item.caption, old_trigger, dataset.trigger_word)
+        )
     DatasetItem.objects.bulk_update(items, ["caption"])
     return dataset
 
@@ -218,7 +266,9 @@ def dataset_item_delete(*, item: DatasetItem) -> None:
 
 def dataset_delete(*, dataset: Dataset) -> None:
     if _active_jobs(dataset):
-        raise ValidationError({"dataset": "A training is running on this dataset; cancel it or wait until it ends."})
+        raise ValidationError(
+            {"dataset": "A training is running on this dataset; cancel it or wait until it ends."}
+        )
     keys = list(dataset.items.values_list("key", flat=True))
     with transaction.atomic():
         dataset.delete()
@@ -226,6 +276,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
 
 
 # -- training jobs ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Submitted:
@@ -236,15 +287,27 @@ class Submitted:
 def sample_prompts(*, dataset: Dataset, items: list[DatasetItem]) -> list[str]:
     """What each checkpoint draws: the first image's caption, and the trigger word in a new setting."""
     first = items[0].caption if items else dataset.trigger_word
-    novel = (f"a city street at dusk in the style of {dataset.trigger_word}" if dataset.goal_type == GoalType.STYLE
-             else f"a photo of {dataset.trigger_word} in a sunlit garden")
+    novel = (
+        f"a city street at dusk in the style of {dataset.trigger_word}"
+        if dataset.goal_type == GoalType.STYLE
+        else f"a photo of {dataset.trigger_word} in a sunlit garden"
+    )
     return [first, novel]
 
 
 def training_submit(
-    *, auth: WorkspaceAuth, dataset: Dataset, model_id: object, name: str = "", description: str | None = None,
-    goal_type: str | None = None, trigger_word: str | None = None, params: dict[str, Any] | None = None,
-    webhook: str = "", webhook_events_filter: list[str] | None = None, idempotency_key: str = "",
+    *,
+    auth: WorkspaceAuth,
+    dataset: Dataset,
+    model_id: object,
+    name: str = "",
+    description: str | None = None,
+    goal_type: str | None = None,
+    trigger_word: str | None = None,
+    params: dict[str, Any] | None = None,
+    webhook: str = "",
+    webhook_events_filter: list[str] | None = None,
+    idempotency_key: str = "",
 ) -> Submitted:
     """Check the goal, the parameters and the dataset, write the job, and queue it after commit."""
     from studio.services import _clean_webhook
@@ -253,7 +316,9 @@ def training_submit(
 
     idempotency_key = (idempotency_key or "").strip()[:200]
     if idempotency_key:
-        earlier = TrainingJob.objects.filter(workspace=auth.workspace, idempotency_key=idempotency_key).first()
+        earlier = TrainingJob.objects.filter(
+            workspace=auth.workspace, idempotency_key=idempotency_key
+        ).first()
         if earlier is not None:
             return Submitted(earlier, False)
     model, store_ref = trainable_model(workspace=auth.workspace, id=model_id)
@@ -263,8 +328,13 @@ def training_submit(
         raise ValidationError({"params": exc.errors}) from exc
     events_filter = _clean_webhook(webhook, webhook_events_filter)
     if any(value is not None for value in (description, goal_type, trigger_word)) or name:
-        dataset = dataset_update(dataset=dataset, name=name or None, description=description, goal_type=goal_type,
-                                 trigger_word=trigger_word)
+        dataset = dataset_update(
+            dataset=dataset,
+            name=name or None,
+            description=description,
+            goal_type=goal_type,
+            trigger_word=trigger_word,
+        )
     checks = dataset_checks(dataset=dataset, family=model.family, params=resolved)
     if not checks["ok"]:
         errors = [c["message"] for c in checks["checks"] if c["level"] == "error"]
@@ -273,13 +343,26 @@ def training_submit(
     try:
         with transaction.atomic():
             job = TrainingJob.objects.create(
-                workspace=auth.workspace, created_by=auth.user, api_key=auth.api_key, dataset=dataset,
-                name=(name or dataset.name)[:100], description=dataset.description, goal_type=dataset.goal_type,
-                trigger_word=dataset.trigger_word, base_model=model, base_model_ref=store_ref, family=model.family,
-                params=resolved, total_steps=resolved["steps"],
-                items=[{"key": i.key, "caption": i.caption, "width": i.width, "height": i.height} for i in items],
-                sample_prompts=sample_prompts(dataset=dataset, items=items), webhook=webhook,
-                webhook_events_filter=events_filter, idempotency_key=idempotency_key,
+                workspace=auth.workspace,
+                created_by=auth.user,
+                api_key=auth.api_key,
+                dataset=dataset,
+                name=(name or dataset.name)[:100],
+                description=dataset.description,
+                goal_type=dataset.goal_type,
+                trigger_word=dataset.trigger_word,
+                base_model=model,
+                base_model_ref=store_ref,
+                family=model.family,
+                params=resolved,
+                total_steps=resolved["steps"],
+                items=[
+                    {"key": i.key, "caption": i.caption, "width": i.width, "height": i.height} for i in items
+                ],
+                sample_prompts=sample_prompts(dataset=dataset, items=items),
+                webhook=webhook,
+                webhook_events_filter=events_filter,
+                idempotency_key=idempotency_key,
             )
             events.emit_state_on_commit(job)
             transaction.on_commit(lambda: enqueue(job))

@@ -1,4 +1,5 @@
 """Thin Celery tasks: ids in, a service call, nothing else (CONVENTIONS 5)."""
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -6,8 +7,9 @@ from celery import shared_task
 from .runner import requeue_stale_trainings, training_execute
 
 
-@shared_task(name="training.run_training", queue="gpu", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name="training.run_training", queue="gpu", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def run_training(job_id: str) -> str:
     return training_execute(job_id=job_id)
 

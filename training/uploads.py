@@ -13,6 +13,7 @@ written, and every refusal names the file and says what to fix (U1-U3).
 - Videos (MP4, WebM): duration and frame size are checked, then frames are sampled evenly with ffmpeg
   (imageio-ffmpeg) and treated as images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,15 +101,30 @@ class Intake:
 IMAGE_KINDS = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
 VIDEO_KINDS = {"mp4": "MP4", "webm": "WebM"}
 EXTENSIONS = {
-    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".webp": "webp",
-    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".webm": "webm", ".mkv": "webm", ".zip": "zip",
-    ".gif": "gif", ".heic": "heic", ".heif": "heic", ".avif": "heic", ".tif": "tiff", ".tiff": "tiff",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jpe": "jpeg",
+    ".jfif": "jpeg",
+    ".webp": "webp",
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mp4",
+    ".webm": "webm",
+    ".mkv": "webm",
+    ".zip": "zip",
+    ".gif": "gif",
+    ".heic": "heic",
+    ".heif": "heic",
+    ".avif": "heic",
+    ".tif": "tiff",
+    ".tiff": "tiff",
     ".bmp": "bmp",
 }
 UNSUPPORTED = {
     "gif": "GIF is not supported; export the frames you want as PNG (or the clip as MP4)",
     "heic": "HEIC/AVIF photos are not supported; export them as JPEG or PNG (on iPhone: Settings → Camera → "
-            "Formats → Most Compatible)",
+    "Formats → Most Compatible)",
     "tiff": "TIFF is not supported; export it as PNG",
     "bmp": "BMP is not supported; export it as PNG",
 }
@@ -168,12 +184,19 @@ def _check_disguise(name: str, kind: str, head: bytes) -> str | None:
         return None  # a JPEG saved as .png is common and harmless: it is decoded and re-encoded anyway
     if {claimed, kind} <= {"mp4", "webm"}:
         return None
-    shown = IMAGE_KINDS.get(kind) or VIDEO_KINDS.get(kind) or (kind.upper() if kind != "other" else _describe_other(head))
-    return (f"the name says {_extension(name)} but the file is {shown}; "
-            "it was refused because it is disguised. Export it again in one of: " + ACCEPTED)
+    shown = (
+        IMAGE_KINDS.get(kind)
+        or VIDEO_KINDS.get(kind)
+        or (kind.upper() if kind != "other" else _describe_other(head))
+    )
+    return (
+        f"the name says {_extension(name)} but the file is {shown}; "
+        "it was refused because it is disguised. Export it again in one of: " + ACCEPTED
+    )
 
 
 # -- images ----------------------------------------------------------------------------------------
+
 
 def process_image(name: str, data: bytes, kind: str, limits: UploadLimits) -> ProcessedImage:
     """Verify under the pixel cap, decode, orient, strip metadata, re-encode as PNG. ValueError says why."""
@@ -185,11 +208,14 @@ def process_image(name: str, data: bytes, kind: str, limits: UploadLimits) -> Pr
             width, height = probe.size
             if width * height > limits.max_pixels:
                 raise ValueError(
-                    f"it is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), over the limit of "
-                    f"{limits.max_pixels / 1e6:.0f} megapixels; scale it down (2048 px on the long side is plenty)"
+                    f"it is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), over the limit "
+                    f"of {limits.max_pixels / 1e6:.0f} megapixels; scale it down (2048 px on the long side "
+                    "is plenty)"
                 )
             if min(width, height) < limits.min_side:
-                raise ValueError(f"it is only {width}×{height} pixels; use images at least 256 px on the short side")
+                raise ValueError(
+                    f"it is only {width}×{height} pixels; use images at least 256 px on the short side"
+                )
             probe.verify()
             image = Image.open(io.BytesIO(data), formats=formats)
             image.load()
@@ -197,11 +223,15 @@ def process_image(name: str, data: bytes, kind: str, limits: UploadLimits) -> Pr
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         cap = min(limits.max_pixels, Image.MAX_IMAGE_PIXELS or limits.max_pixels)
-        raise ValueError(f"it claims an enormous size (over {cap / 1e6:g} megapixels) and was refused "
-                         "as a possible decompression bomb; scale it down (2048 px on the long side is plenty)") from exc
+        raise ValueError(
+            f"it claims an enormous size (over {cap / 1e6:g} megapixels) and was refused "
+            "as a possible decompression bomb; scale it down (2048 px on the long side is plenty)"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, struct.error) as exc:
-        raise ValueError(f"the {IMAGE_KINDS[kind]} data is damaged or truncated ({type(exc).__name__}); "
-                         "open it in an image editor and export it again") from exc
+        raise ValueError(
+            f"the {IMAGE_KINDS[kind]} data is damaged or truncated ({type(exc).__name__}); "
+            "open it in an image editor and export it again"
+        ) from exc
     image = ImageOps.exif_transpose(image) or image
     return _finish_image(name, image, "image", limits)
 
@@ -215,11 +245,18 @@ def _finish_image(name: str, image: Image.Image, kind: str, limits: UploadLimits
     if max(image.size) > limits.max_stored_side:
         image.thumbnail((limits.max_stored_side, limits.max_stored_side), Image.Resampling.LANCZOS)
     png = encode_png(image)
-    return ProcessedImage(source_name=name, kind=kind, png=png, width=image.width, height=image.height,
-                          phash=perceptual_hash(image))
+    return ProcessedImage(
+        source_name=name,
+        kind=kind,
+        png=png,
+        width=image.width,
+        height=image.height,
+        phash=perceptual_hash(image),
+    )
 
 
 # -- videos ----------------------------------------------------------------------------------------
+
 
 def process_video(name: str, data: bytes, kind: str, limits: UploadLimits) -> list[ProcessedImage]:
     """Sample ``frames_per_video`` frames evenly across the clip. ValueError says what is wrong."""
@@ -230,28 +267,38 @@ def process_video(name: str, data: bytes, kind: str, limits: UploadLimits) -> li
         handle.write(data)
         handle.flush()
         try:
-            reader = imageio_ffmpeg.read_frames(handle.name, input_params=["-t", str(limits.max_video_seconds)])
+            reader = imageio_ffmpeg.read_frames(
+                handle.name, input_params=["-t", str(limits.max_video_seconds)]
+            )
             meta: dict[str, Any] = next(reader)
             reader.close()
         except (RuntimeError, OSError, StopIteration) as exc:
-            raise ValueError(f"it could not be read as a {VIDEO_KINDS[kind]} video; export it again as MP4 "
-                             "(H.264) or WebM") from exc
+            raise ValueError(
+                f"it could not be read as a {VIDEO_KINDS[kind]} video; export it again as MP4 (H.264) or WebM"
+            ) from exc
         width, height = meta.get("size") or (0, 0)
         duration = float(meta.get("duration") or 0.0)
         if not width or not height:
             raise ValueError("the video has no picture track")
         if width * height > limits.max_pixels:
-            raise ValueError(f"its frames are {width}×{height} pixels, over the limit of "
-                             f"{limits.max_pixels / 1e6:.0f} megapixels; export it at 1080p or less")
+            raise ValueError(
+                f"its frames are {width}×{height} pixels, over the limit of "
+                f"{limits.max_pixels / 1e6:.0f} megapixels; export it at 1080p or less"
+            )
         if duration > limits.max_video_seconds:
-            raise ValueError(f"it lasts {duration:.0f} s; the limit is {limits.max_video_seconds:.0f} s — "
-                             "trim it to the part you want to train on")
+            raise ValueError(
+                f"it lasts {duration:.0f} s; the limit is {limits.max_video_seconds:.0f} s — "
+                "trim it to the part you want to train on"
+            )
         wanted = limits.frames_per_video
         rate = f"{wanted}/{duration:.3f}" if duration > 0 else "1"
         frames: list[ProcessedImage] = []
         try:
-            reader = imageio_ffmpeg.read_frames(handle.name, output_params=["-vf", f"fps={rate}"],
-                                                input_params=["-t", str(limits.max_video_seconds)])
+            reader = imageio_ffmpeg.read_frames(
+                handle.name,
+                output_params=["-vf", f"fps={rate}"],
+                input_params=["-t", str(limits.max_video_seconds)],
+            )
             out_meta = next(reader)
             out_w, out_h = out_meta["size"]
             for index, frame in enumerate(reader):
@@ -259,16 +306,21 @@ def process_video(name: str, data: bytes, kind: str, limits: UploadLimits) -> li
                     break
                 image = Image.frombytes("RGB", (out_w, out_h), frame)
                 seconds = (index + 0.5) * duration / wanted if duration > 0 else float(index)
-                frames.append(_finish_image(f"{name} (frame at {seconds:.1f} s)", image, "video_frame", limits))
+                frames.append(
+                    _finish_image(f"{name} (frame at {seconds:.1f} s)", image, "video_frame", limits)
+                )
             reader.close()
         except (RuntimeError, OSError, ValueError) as exc:
-            raise ValueError(f"its frames could not be decoded ({exc}); export it again as MP4 (H.264) or WebM") from exc
+            raise ValueError(
+                f"its frames could not be decoded ({exc}); export it again as MP4 (H.264) or WebM"
+            ) from exc
     if not frames:
         raise ValueError("no frames could be read from it; export it again as MP4 (H.264) or WebM")
     return frames
 
 
 # -- zips ------------------------------------------------------------------------------------------
+
 
 def _is_skipped(name: str) -> bool:
     parts = [p for p in re.split(r"[/\\]", name) if p]
@@ -279,8 +331,15 @@ def vet_zip(archive: zipfile.ZipFile, zip_name: str, limits: UploadLimits) -> li
     """Refuse the archive for the first structural problem; return the entries worth reading."""
     infos = archive.infolist()
     if len(infos) > limits.max_zip_entries:
-        raise UploadRefused([Problem(zip_name, f"it has {len(infos)} entries; the limit is {limits.max_zip_entries}. "
-                                               "Split it into smaller zips or remove what is not an image")])
+        raise UploadRefused(
+            [
+                Problem(
+                    zip_name,
+                    f"it has {len(infos)} entries; the limit is {limits.max_zip_entries}. "
+                    "Split it into smaller zips or remove what is not an image",
+                )
+            ]
+        )
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     total = 0
@@ -289,12 +348,20 @@ def vet_zip(archive: zipfile.ZipFile, zip_name: str, limits: UploadLimits) -> li
         name = info.filename
         where = f"{zip_name} → {name}"
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-            problems.append(Problem(where, "the entry has an absolute path; zip the folder's contents, "
-                                           "not absolute paths"))
+            problems.append(
+                Problem(
+                    where, "the entry has an absolute path; zip the folder's contents, not absolute paths"
+                )
+            )
             continue
         if any(part == ".." for part in re.split(r"[/\\]", name)):
-            problems.append(Problem(where, "the entry's path contains '..' (it would be written outside the "
-                                           "upload); zip the images again from their folder"))
+            problems.append(
+                Problem(
+                    where,
+                    "the entry's path contains '..' (it would be written outside the "
+                    "upload); zip the images again from their folder",
+                )
+            )
             continue
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             problems.append(Problem(where, "the entry is a symbolic link; put the image itself in the zip"))
@@ -306,24 +373,43 @@ def vet_zip(archive: zipfile.ZipFile, zip_name: str, limits: UploadLimits) -> li
             continue
         normalized = unicodedata.normalize("NFC", name.replace("\\", "/")).casefold()
         if normalized in seen:
-            problems.append(Problem(where, f"the name appears twice in the zip (also as {seen[normalized]!r}); "
-                                           "rename one of them"))
+            problems.append(
+                Problem(
+                    where,
+                    f"the name appears twice in the zip (also as {seen[normalized]!r}); rename one of them",
+                )
+            )
             continue
         seen[normalized] = name
         if info.file_size > limits.max_entry_bytes:
-            problems.append(Problem(where, f"it unpacks to {info.file_size / MiB:.0f} MiB; the limit per file is "
-                                           f"{limits.max_entry_bytes / MiB:.0f} MiB"))
+            problems.append(
+                Problem(
+                    where,
+                    f"it unpacks to {info.file_size / MiB:.0f} MiB; the limit per file is "
+                    f"{limits.max_entry_bytes / MiB:.0f} MiB",
+                )
+            )
             continue
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
-            problems.append(Problem(where, f"it is compressed {ratio:.0f}:1, which only happens for zip bombs or "
-                                           "padding (images barely compress); the zip was refused"))
+            problems.append(
+                Problem(
+                    where,
+                    f"it is compressed {ratio:.0f}:1, which only happens for zip bombs or "
+                    "padding (images barely compress); the zip was refused",
+                )
+            )
             continue
         total += info.file_size
         chosen.append(info)
     if total > limits.max_zip_bytes:
-        problems.append(Problem(zip_name, f"it unpacks to {total / MiB:.0f} MiB; the limit is "
-                                          f"{limits.max_zip_bytes / MiB:.0f} MiB. Split it or use smaller images"))
+        problems.append(
+            Problem(
+                zip_name,
+                f"it unpacks to {total / MiB:.0f} MiB; the limit is "
+                f"{limits.max_zip_bytes / MiB:.0f} MiB. Split it or use smaller images",
+            )
+        )
     if problems:
         raise UploadRefused(problems)
     return chosen
@@ -340,6 +426,7 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
 
 # -- the whole upload ------------------------------------------------------------------------------
 
+
 class _Collector:
     def __init__(self, limits: UploadLimits) -> None:
         self.limits = limits
@@ -349,8 +436,9 @@ class _Collector:
 
     def add(self, processed: ProcessedImage) -> None:
         if processed.sha256 in self.seen:
-            self.intake.notices.append(f"{processed.source_name} is identical to {self.seen[processed.sha256]}; "
-                                       "kept once")
+            self.intake.notices.append(
+                f"{processed.source_name} is identical to {self.seen[processed.sha256]}; kept once"
+            )
             return
         self.seen[processed.sha256] = processed.source_name
         self.intake.images.append(processed)
@@ -368,15 +456,21 @@ class _Collector:
                     self.add(frame)
             elif kind == "zip":
                 if inside_zip:
-                    self.problems.append(Problem(name, "a zip inside a zip is not unpacked; put the images in "
-                                                       "one zip"))
+                    self.problems.append(
+                        Problem(name, "a zip inside a zip is not unpacked; put the images in one zip")
+                    )
                 else:
                     self.zip(name, data)
             elif kind in UNSUPPORTED:
                 self.problems.append(Problem(name, UNSUPPORTED[kind]))
             else:
-                self.problems.append(Problem(name, f"it is not an image or a video (it looks like "
-                                                   f"{_describe_other(data[:512])}); upload {ACCEPTED}"))
+                self.problems.append(
+                    Problem(
+                        name,
+                        f"it is not an image or a video (it looks like "
+                        f"{_describe_other(data[:512])}); upload {ACCEPTED}",
+                    )
+                )
         except ValueError as exc:
             self.problems.append(Problem(name, str(exc)))
 
@@ -396,13 +490,16 @@ class _Collector:
                 try:
                     content = _read_capped(archive, info, self.limits.max_entry_bytes)
                 except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
-                    self.problems.append(Problem(where, f"it could not be unpacked ({exc}); zip the images again"))
+                    self.problems.append(
+                        Problem(where, f"it could not be unpacked ({exc}); zip the images again")
+                    )
                     continue
                 self.file(where, content, inside_zip=True)
 
 
-def read_uploads(files: Iterable[tuple[str, IO[bytes]]], *, limits: UploadLimits | None = None,
-                 already_stored: int = 0) -> Intake:
+def read_uploads(
+    files: Iterable[tuple[str, IO[bytes]]], *, limits: UploadLimits | None = None, already_stored: int = 0
+) -> Intake:
     """Check and decode every file (name, binary handle); raise ``UploadRefused`` if any is at fault.
 
     Nothing is written by this function: callers store ``Intake.images`` only when it returns.
@@ -415,13 +512,22 @@ def read_uploads(files: Iterable[tuple[str, IO[bytes]]], *, limits: UploadLimits
     sizes = [getattr(handle, "size", None) for _, handle in files]
     total = sum(size for size in sizes if size is not None)
     if total > limits.max_upload_bytes:
-        raise UploadRefused([Problem("", f"The upload is {total / MiB:.0f} MiB; the limit is "
-                                         f"{limits.max_upload_bytes / MiB:.0f} MiB. Send the images in parts.")])
+        raise UploadRefused(
+            [
+                Problem(
+                    "",
+                    f"The upload is {total / MiB:.0f} MiB; the limit is "
+                    f"{limits.max_upload_bytes / MiB:.0f} MiB. Send the images in parts.",
+                )
+            ]
+        )
     for name, handle in files:
         safe_name = _display_name(name)
         data = handle.read(limits.max_upload_bytes + 1)
         if len(data) > limits.max_upload_bytes:
-            collector.problems.append(Problem(safe_name, f"it is over {limits.max_upload_bytes / MiB:.0f} MiB"))
+            collector.problems.append(
+                Problem(safe_name, f"it is over {limits.max_upload_bytes / MiB:.0f} MiB")
+            )
             continue
         if not data:
             collector.problems.append(Problem(safe_name, "the file is empty"))
@@ -432,8 +538,13 @@ def read_uploads(files: Iterable[tuple[str, IO[bytes]]], *, limits: UploadLimits
             collector.problems.extend(refused.problems)
     count = already_stored + len(collector.intake.images)
     if not collector.problems and count > limits.max_files:
-        collector.problems.append(Problem("", f"That makes {count} images; a dataset holds at most "
-                                              f"{limits.max_files}. Pick your best ones (20-50 is plenty)."))
+        collector.problems.append(
+            Problem(
+                "",
+                f"That makes {count} images; a dataset holds at most "
+                f"{limits.max_files}. Pick your best ones (20-50 is plenty).",
+            )
+        )
     if collector.problems:
         raise UploadRefused(collector.problems)
     if not collector.intake.images:

@@ -4,6 +4,7 @@ Thin: forms in, the same services as the API out. Every page works without JavaS
 ``static/js/training.js`` adds drag and drop with upload progress, live checks, the loss curve and
 live progress over the websocket.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,8 +48,11 @@ def _message(exc: ValidationError) -> str:
 
     def flatten(value: Any) -> list[str]:
         if isinstance(value, dict):
-            return [f"{key}: {m}" if key not in ("non_field_errors", "dataset") else m
-                    for key, inner in value.items() for m in flatten(inner)]
+            return [
+                f"{key}: {m}" if key not in ("non_field_errors", "dataset") else m
+                for key, inner in value.items()
+                for m in flatten(inner)
+            ]
         if isinstance(value, list):
             return [m for inner in value for m in flatten(inner)]
         return [str(value)]
@@ -63,11 +67,17 @@ def _files(request: HttpRequest) -> list[tuple[str, Any]]:
 @login_required
 def training_list(request: HttpRequest) -> HttpResponse:
     auth = _auth(request)
-    return render(request, "training/list.html", {
-        "trainings": access.trainings_for_workspace(workspace=auth.workspace)[:100],
-        "datasets": access.datasets_for_workspace(workspace=auth.workspace).prefetch_related("items")[:50],
-        "can_train": Scope.TRAIN in auth.scopes,
-    })
+    return render(
+        request,
+        "training/list.html",
+        {
+            "trainings": access.trainings_for_workspace(workspace=auth.workspace)[:100],
+            "datasets": access.datasets_for_workspace(workspace=auth.workspace).prefetch_related("items")[
+                :50
+            ],
+            "can_train": Scope.TRAIN in auth.scopes,
+        },
+    )
 
 
 @login_required
@@ -76,9 +86,13 @@ def training_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         auth = _auth(request, Scope.TRAIN)
         try:
-            change = services.dataset_create(auth=auth, files=_files(request), name=request.POST.get("name", ""))
+            change = services.dataset_create(
+                auth=auth, files=_files(request), name=request.POST.get("name", "")
+            )
         except UploadRefused as exc:
-            return render(request, "training/new.html", {"problems": exc.problems, "refused": str(exc)}, status=400)
+            return render(
+                request, "training/new.html", {"problems": exc.problems, "refused": str(exc)}, status=400
+            )
         for notice in change.notices:
             messages.info(request, notice)
         return redirect("training-dataset", dataset_id=change.dataset.pk)
@@ -109,24 +123,36 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST":
         auth = _auth(request, Scope.TRAIN)
-        captions = {key.removeprefix("caption-"): value for key, value in request.POST.items()
-                    if key.startswith("caption-")}
+        captions = {
+            key.removeprefix("caption-"): value
+            for key, value in request.POST.items()
+            if key.startswith("caption-")
+        }
         try:
             dataset = services.dataset_update(
-                dataset=dataset, name=request.POST.get("name", dataset.name),
+                dataset=dataset,
+                name=request.POST.get("name", dataset.name),
                 description=request.POST.get("description", dataset.description),
                 goal_type=request.POST.get("goal_type", dataset.goal_type),
                 trigger_word=request.POST.get("trigger_word", dataset.trigger_word),
             )
-            edited = {item_id: text for item_id, text in captions.items()
-                      if any(str(i.pk) == item_id and i.caption != text for i in dataset.items.all())}
+            edited = {
+                item_id: text
+                for item_id, text in captions.items()
+                if any(str(i.pk) == item_id and i.caption != text for i in dataset.items.all())
+            }
             if edited:
                 services.dataset_set_captions(dataset=dataset, captions=edited)
             if request.POST.get("action") == "train":
                 if model is None:
                     raise ValidationError({"model": "No base model is installed to train on."})
-                submitted = services.training_submit(auth=auth, dataset=dataset, model_id=str(model.pk),
-                                                     name=dataset.name, params=_params_from_form(request))
+                submitted = services.training_submit(
+                    auth=auth,
+                    dataset=dataset,
+                    model_id=str(model.pk),
+                    name=dataset.name,
+                    params=_params_from_form(request),
+                )
                 return redirect("training-detail", training_id=submitted.job.pk)
             messages.success(request, "Saved.")
             return redirect(f"{request.path}?model={model.pk}" if model else request.path)
@@ -138,23 +164,38 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
     except ParamError:
         params = dict(PRESETS[family])
     checks = dataset_checks(dataset=dataset, family=family, params=params)
-    return render(request, "training/dataset.html", {
-        "dataset": dataset,
-        "items": [item_payload(item, request) for item in dataset.items.all()],
-        "flagged": {item_id for check in checks["checks"] if check["level"] in ("warning", "error")
-                    for item_id in check["items"]},
-        "models": models,
-        "model": model,
-        "family_label": FAMILY_LABELS.get(family, family),
-        "checks": checks,
-        "params": [{**p.describe(), "preset": PRESETS[family].get(p.name),
-                    "entered": request.POST.get(p.name, "") if request.method == "POST" else ""} for p in PARAMS],
-        "presets": describe_presets(),
-        "goal_types": GoalType.choices,
-        "errors": errors,
-        "can_train": Scope.TRAIN in request.membership.scopes,  # type: ignore[attr-defined]
-        "form": request.POST if request.method == "POST" else None,
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        "training/dataset.html",
+        {
+            "dataset": dataset,
+            "items": [item_payload(item, request) for item in dataset.items.all()],
+            "flagged": {
+                item_id
+                for check in checks["checks"]
+                if check["level"] in ("warning", "error")
+                for item_id in check["items"]
+            },
+            "models": models,
+            "model": model,
+            "family_label": FAMILY_LABELS.get(family, family),
+            "checks": checks,
+            "params": [
+                {
+                    **p.describe(),
+                    "preset": PRESETS[family].get(p.name),
+                    "entered": request.POST.get(p.name, "") if request.method == "POST" else "",
+                }
+                for p in PARAMS
+            ],
+            "presets": describe_presets(),
+            "goal_types": GoalType.choices,
+            "errors": errors,
+            "can_train": Scope.TRAIN in request.membership.scopes,  # type: ignore[attr-defined]
+            "form": request.POST if request.method == "POST" else None,
+        },
+        status=400 if errors else 200,
+    )
 
 
 @login_required
@@ -189,14 +230,18 @@ def dataset_remove_image(request: HttpRequest, dataset_id: str, item_id: str) ->
 def training_detail(request: HttpRequest, training_id: str) -> HttpResponse:
     auth = _auth(request)
     job = access.get_training_for_workspace(workspace=auth.workspace, id=training_id)
-    return render(request, "training/detail.html", {
-        "job": job,
-        "payload": training_payload(job, request),
-        "checkpoints": list(reversed(checkpoints_payload(job, request))),
-        "lora": lora_payload(job, request) if job.status == "succeeded" else None,
-        "family_label": FAMILY_LABELS.get(job.family, job.family),
-        "can_train": Scope.TRAIN in auth.scopes,
-    })
+    return render(
+        request,
+        "training/detail.html",
+        {
+            "job": job,
+            "payload": training_payload(job, request),
+            "checkpoints": list(reversed(checkpoints_payload(job, request))),
+            "lora": lora_payload(job, request) if job.status == "succeeded" else None,
+            "family_label": FAMILY_LABELS.get(job.family, job.family),
+            "can_train": Scope.TRAIN in auth.scopes,
+        },
+    )
 
 
 @login_required

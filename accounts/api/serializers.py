@@ -11,7 +11,9 @@ class ApiKeyOutputSerializer(serializers.ModelSerializer[ApiKey]):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "created_by", "created_at", "last_used_at", "revoked_at", "is_active"]
+        fields = [
+            "id", "name", "prefix", "scopes", "created_by", "created_at", "last_used_at", "revoked_at", "is_active",
+        ]
 
 
 class ApiKeyCreateInputSerializer(serializers.Serializer[None]):

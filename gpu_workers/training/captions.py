@@ -45,8 +45,16 @@ def _orientation(width: int, height: int) -> str:
     return "square"
 
 
-def template_caption(*, trigger_word: str, description: str, goal_type: str, width: int, height: int,
-                     from_video: bool = False, seen: str = "") -> str:
+def template_caption(
+    *,
+    trigger_word: str,
+    description: str,
+    goal_type: str,
+    width: int,
+    height: int,
+    from_video: bool = False,
+    seen: str = "",
+) -> str:
     """The caption written from the description when no captioning model is installed."""
     description = " ".join(description.split()).rstrip(".")
     what = seen or description
@@ -78,10 +86,14 @@ class Captioner:
         return (self.folder / "config.json").is_file() and any(self.folder.glob("*.safetensors"))
 
     def _load(self) -> None:
-        from transformers import BlipForConditionalGeneration, BlipProcessor
+        from gpu_workers.models.lazy import untyped
 
-        self._processor = BlipProcessor.from_pretrained(self.folder)
-        self._model = BlipForConditionalGeneration.from_pretrained(self.folder, use_safetensors=True).eval()
+        transformers = untyped("transformers")
+        self._processor = transformers.BlipProcessor.from_pretrained(self.folder)
+        self._model = transformers.BlipForConditionalGeneration.from_pretrained(
+            self.folder, use_safetensors=True
+        )
+        self._model.eval()
 
     def describe(self, image: Image.Image) -> str:
         import torch

@@ -54,7 +54,10 @@ def fit_to_bucket(image: Image.Image, bucket: tuple[int, int]) -> Fitted:
     """Scale ``image`` to cover the bucket, then centre-crop it (the crop goes to SDXL's time ids)."""
     target_w, target_h = bucket
     scale = max(target_w / image.width, target_h / image.height)
-    resized_w, resized_h = max(target_w, round(image.width * scale)), max(target_h, round(image.height * scale))
+    resized_w, resized_h = (
+        max(target_w, round(image.width * scale)),
+        max(target_h, round(image.height * scale)),
+    )
     resized = image.convert("RGB").resize((resized_w, resized_h), Image.Resampling.LANCZOS)
     left, top = (resized_w - target_w) // 2, (resized_h - target_h) // 2
     return Fitted(resized.crop((left, top, left + target_w, top + target_h)), top, left)
@@ -63,7 +66,7 @@ def fit_to_bucket(image: Image.Image, bucket: tuple[int, int]) -> Fitted:
 def _dct_matrix(size: int) -> np.ndarray:
     k = np.arange(size)[:, None]
     n = np.arange(size)[None, :]
-    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * np.sqrt(2 / size)
+    matrix: np.ndarray = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * np.sqrt(2 / size)
     matrix[0] /= np.sqrt(2)
     return matrix
 

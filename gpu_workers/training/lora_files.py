@@ -18,27 +18,36 @@ from typing import Any
 import torch
 from safetensors.torch import load, save
 
+from gpu_workers.models.lazy import untyped
+
 DENOISER_NAME = {"sd15": "unet", "sdxl": "unet", "flux": "transformer"}
 KOHYA_PREFIX = {"sd15": "lora_unet_", "sdxl": "lora_unet_", "flux": "lora_transformer_"}
 BASE_MODEL_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}
 
 
 def pipeline_class(family: str) -> Any:
-    from diffusers import FluxPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+    diffusers = untyped("diffusers")
+    return {
+        "sd15": diffusers.StableDiffusionPipeline,
+        "sdxl": diffusers.StableDiffusionXLPipeline,
+        "flux": diffusers.FluxPipeline,
+    }[family]
 
-    return {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline, "flux": FluxPipeline}[family]
 
-
-def diffusers_lora_bytes(family: str, peft_state: Mapping[str, torch.Tensor], adapter_config: Mapping[str, Any],
-                         metadata: Mapping[str, str] | None = None) -> bytes:
+def diffusers_lora_bytes(
+    family: str,
+    peft_state: Mapping[str, torch.Tensor],
+    adapter_config: Mapping[str, Any],
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
     """The LoRA as diffusers writes it (through the pipeline's own ``save_lora_weights``)."""
-    from diffusers.utils import convert_state_dict_to_diffusers
-
     name = DENOISER_NAME[family]
-    layers = convert_state_dict_to_diffusers(dict(peft_state))
+    layers = untyped("diffusers.utils").convert_state_dict_to_diffusers(dict(peft_state))
     with tempfile.TemporaryDirectory(prefix="kizy-lora-") as folder:
         pipeline_class(family).save_lora_weights(
-            folder, weight_name="lora.safetensors", safe_serialization=True,
+            folder,
+            weight_name="lora.safetensors",
+            safe_serialization=True,
             **{f"{name}_lora_layers": layers, f"{name}_lora_adapter_metadata": dict(adapter_config)},
         )
         data = (Path(folder) / "lora.safetensors").read_bytes()
@@ -50,22 +59,27 @@ def diffusers_lora_bytes(family: str, peft_state: Mapping[str, torch.Tensor], ad
 def header_metadata(data: bytes) -> dict[str, str]:
     """The string metadata of a safetensors file held in memory."""
     header_len = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
     return {str(k): str(v) for k, v in metadata.items()}
 
 
 def with_metadata(data: bytes, extra: Mapping[str, str]) -> bytes:
     """Add string metadata to a safetensors file's header (the tensors are untouched)."""
     header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_len])
+    header = json.loads(data[8 : 8 + header_len])
     header["__metadata__"] = {**header.get("__metadata__", {}), **{k: str(v) for k, v in extra.items()}}
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + data[8 + header_len:]
+    return len(encoded).to_bytes(8, "little") + encoded + data[8 + header_len :]
 
 
-def kohya_lora_bytes(family: str, peft_state: Mapping[str, torch.Tensor], *, alpha: float,
-                     metadata: Mapping[str, str] | None = None) -> bytes:
+def kohya_lora_bytes(
+    family: str,
+    peft_state: Mapping[str, torch.Tensor],
+    *,
+    alpha: float,
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
     """The same weights in kohya/sd-scripts naming, with ``alpha`` stored per module."""
     prefix = KOHYA_PREFIX[family]
     kohya: dict[str, torch.Tensor] = {}
@@ -74,11 +88,17 @@ def kohya_lora_bytes(family: str, peft_state: Mapping[str, torch.Tensor], *, alp
         if not module or kind not in ("A.weight", "B.weight"):
             raise ValueError(f"unexpected key {key!r} in a peft LoRA state dict")
         name = prefix + module.replace(".", "_")
-        kohya[f"{name}.{'lora_down' if kind == 'A.weight' else 'lora_up'}.weight"] = tensor.detach().contiguous().cpu()
+        kohya[f"{name}.{'lora_down' if kind == 'A.weight' else 'lora_up'}.weight"] = (
+            tensor.detach().contiguous().cpu()
+        )
         if kind == "A.weight":
             kohya[f"{name}.alpha"] = torch.tensor(float(alpha))
-    header = {"ss_network_module": "networks.lora", "ss_base_model_version": BASE_MODEL_VERSION[family],
-              "ss_network_alpha": f"{alpha:g}", **(metadata or {})}
+    header = {
+        "ss_network_module": "networks.lora",
+        "ss_base_model_version": BASE_MODEL_VERSION[family],
+        "ss_network_alpha": f"{alpha:g}",
+        **(metadata or {}),
+    }
     return save(kohya, metadata={k: str(v) for k, v in header.items()})
 
 
@@ -96,7 +116,9 @@ def optimizer_bytes(state: Mapping[str, Any]) -> bytes:
                 tensors[f"{index}.{name}"] = value
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    return tensors_bytes(tensors, {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)})
+    return tensors_bytes(
+        tensors, {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)}
+    )
 
 
 def optimizer_state(data: bytes) -> dict[str, Any]:

@@ -35,8 +35,13 @@ class Param:
     advanced: bool = True
 
     def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"name": self.name, "label": self.label, "type": self.kind, "help": self.help,
-                                     "advanced": self.advanced}
+        described: dict[str, Any] = {
+            "name": self.name,
+            "label": self.label,
+            "type": self.kind,
+            "help": self.help,
+            "advanced": self.advanced,
+        }
         if self.minimum is not None:
             described["min"] = self.minimum
         if self.maximum is not None:
@@ -47,61 +52,175 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("steps", "Training steps", "int",
-          "How many optimisation steps to run. More steps learn the images more closely; too many copy them "
-          "(the LoRA then reproduces backgrounds and poses). About 100 steps per image, capped near 2000, is a "
-          "good start.", 1, 20000, advanced=False),
-    Param("rank", "Rank", "int",
-          "Size of the adapter. Higher ranks hold more detail but take more memory and overfit sooner; 8-32 "
-          "suits a subject or a style.", 1, 256),
-    Param("alpha", "Alpha", "float",
-          "Scales the adapter's effect (the update is multiplied by alpha / rank). Equal to the rank is neutral; "
-          "half the rank trains more gently.", 0.5, 512),
-    Param("learning_rate", "Learning rate", "float",
-          "How big each update is. Too high and the images turn to noise or saturate; too low and nothing is "
-          "learned in the steps you give it.", 1e-6, 1e-2),
-    Param("lr_warmup_steps", "Warm-up steps", "int",
-          "Steps over which the learning rate ramps up from zero, which avoids a bad first update.", 0, 5000),
-    Param("lr_scheduler", "Learning-rate schedule", "choice",
-          "constant keeps the rate; cosine lowers it smoothly to zero by the last step, which often gives "
-          "cleaner results for long runs.", choices=("constant", "cosine")),
-    Param("resolution", "Resolution", "int",
-          "Longest side, in pixels, that images are trained at (a multiple of 64). Use the family's native "
-          "resolution; lower is faster but the LoRA then works best at that size.", 64, 2048),
-    Param("batch_size", "Batch size", "int",
-          "Images per step. Larger batches give steadier updates but need more GPU memory.", 1, 32),
-    Param("buckets", "Aspect-ratio buckets", "bool",
-          "Train portrait and landscape images at their own shape instead of cropping them to a square.",
-          advanced=False),
-    Param("checkpoint_every", "Checkpoint every", "int",
-          "Save the adapter, the optimiser state and sample images every this many steps. Training resumes "
-          "from the last checkpoint if the worker stops.", 1, 20000),
-    Param("sample_steps", "Sample quality", "int",
-          "Denoising steps for the sample images drawn at each checkpoint.", 1, 100),
-    Param("seed", "Seed", "int",
-          "Fixes the noise, the order of the images and the samples, so the same settings train the same "
-          "LoRA.", 0, 2**32 - 1),
-    Param("mixed_precision", "Precision", "choice",
-          "auto uses bf16 (or fp16) on a GPU and fp32 on a CPU. Lower precision halves memory.",
-          choices=("auto", "no", "fp16", "bf16")),
-    Param("gradient_checkpointing", "Gradient checkpointing", "bool",
-          "Trades about 20% speed for much less GPU memory. On by default on GPUs."),
-    Param("guidance_scale", "Guidance (Flux)", "float",
-          "Flux's distilled guidance value used while training and for samples.", 1.0, 10.0),
+    Param(
+        "steps",
+        "Training steps",
+        "int",
+        "How many optimisation steps to run. More steps learn the images more closely; too many copy them "
+        "(the LoRA then reproduces backgrounds and poses). About 100 steps per image, capped near 2000, is a "
+        "good start.",
+        1,
+        20000,
+        advanced=False,
+    ),
+    Param(
+        "rank",
+        "Rank",
+        "int",
+        "Size of the adapter. Higher ranks hold more detail but take more memory and overfit sooner; 8-32 "
+        "suits a subject or a style.",
+        1,
+        256,
+    ),
+    Param(
+        "alpha",
+        "Alpha",
+        "float",
+        "Scales the adapter's effect (the update is multiplied by alpha / rank). Equal to the rank is "
+        "neutral; half the rank trains more gently.",
+        0.5,
+        512,
+    ),
+    Param(
+        "learning_rate",
+        "Learning rate",
+        "float",
+        "How big each update is. Too high and the images turn to noise or saturate; too low and nothing is "
+        "learned in the steps you give it.",
+        1e-6,
+        1e-2,
+    ),
+    Param(
+        "lr_warmup_steps",
+        "Warm-up steps",
+        "int",
+        "Steps over which the learning rate ramps up from zero, which avoids a bad first update.",
+        0,
+        5000,
+    ),
+    Param(
+        "lr_scheduler",
+        "Learning-rate schedule",
+        "choice",
+        "constant keeps the rate; cosine lowers it smoothly to zero by the last step, which often gives "
+        "cleaner results for long runs.",
+        choices=("constant", "cosine"),
+    ),
+    Param(
+        "resolution",
+        "Resolution",
+        "int",
+        "Longest side, in pixels, that images are trained at (a multiple of 64). Use the family's native "
+        "resolution; lower is faster but the LoRA then works best at that size.",
+        64,
+        2048,
+    ),
+    Param(
+        "batch_size",
+        "Batch size",
+        "int",
+        "Images per step. Larger batches give steadier updates but need more GPU memory.",
+        1,
+        32,
+    ),
+    Param(
+        "buckets",
+        "Aspect-ratio buckets",
+        "bool",
+        "Train portrait and landscape images at their own shape instead of cropping them to a square.",
+        advanced=False,
+    ),
+    Param(
+        "checkpoint_every",
+        "Checkpoint every",
+        "int",
+        "Save the adapter, the optimiser state and sample images every this many steps. Training resumes "
+        "from the last checkpoint if the worker stops.",
+        1,
+        20000,
+    ),
+    Param(
+        "sample_steps",
+        "Sample quality",
+        "int",
+        "Denoising steps for the sample images drawn at each checkpoint.",
+        1,
+        100,
+    ),
+    Param(
+        "seed",
+        "Seed",
+        "int",
+        "Fixes the noise, the order of the images and the samples, so the same settings train the same LoRA.",
+        0,
+        2**32 - 1,
+    ),
+    Param(
+        "mixed_precision",
+        "Precision",
+        "choice",
+        "auto uses bf16 (or fp16) on a GPU and fp32 on a CPU. Lower precision halves memory.",
+        choices=("auto", "no", "fp16", "bf16"),
+    ),
+    Param(
+        "gradient_checkpointing",
+        "Gradient checkpointing",
+        "bool",
+        "Trades about 20% speed for much less GPU memory. On by default on GPUs.",
+    ),
+    Param(
+        "guidance_scale",
+        "Guidance (Flux)",
+        "float",
+        "Flux's distilled guidance value used while training and for samples.",
+        1.0,
+        10.0,
+    ),
 )
 PARAM_BY_NAME: Mapping[str, Param] = {param.name: param for param in PARAMS}
 
 _COMMON: dict[str, Any] = {
-    "lr_warmup_steps": 0, "lr_scheduler": "constant", "batch_size": 1, "buckets": True, "sample_steps": 20,
-    "seed": 42, "mixed_precision": "auto", "gradient_checkpointing": True, "guidance_scale": 1.0,
+    "lr_warmup_steps": 0,
+    "lr_scheduler": "constant",
+    "batch_size": 1,
+    "buckets": True,
+    "sample_steps": 20,
+    "seed": 42,
+    "mixed_precision": "auto",
+    "gradient_checkpointing": True,
+    "guidance_scale": 1.0,
 }
 PRESETS: Mapping[str, Mapping[str, Any]] = {
-    "sd15": {**_COMMON, "steps": 1500, "rank": 16, "alpha": 16.0, "learning_rate": 1e-4, "resolution": 512,
-             "checkpoint_every": 250, "batch_size": 2},
-    "sdxl": {**_COMMON, "steps": 1500, "rank": 16, "alpha": 16.0, "learning_rate": 1e-4, "resolution": 1024,
-             "checkpoint_every": 250},
-    "flux": {**_COMMON, "steps": 1000, "rank": 16, "alpha": 16.0, "learning_rate": 1e-4, "resolution": 1024,
-             "checkpoint_every": 250, "guidance_scale": 1.0, "sample_steps": 20},
+    "sd15": {
+        **_COMMON,
+        "steps": 1500,
+        "rank": 16,
+        "alpha": 16.0,
+        "learning_rate": 1e-4,
+        "resolution": 512,
+        "checkpoint_every": 250,
+        "batch_size": 2,
+    },
+    "sdxl": {
+        **_COMMON,
+        "steps": 1500,
+        "rank": 16,
+        "alpha": 16.0,
+        "learning_rate": 1e-4,
+        "resolution": 1024,
+        "checkpoint_every": 250,
+    },
+    "flux": {
+        **_COMMON,
+        "steps": 1000,
+        "rank": 16,
+        "alpha": 16.0,
+        "learning_rate": 1e-4,
+        "resolution": 1024,
+        "checkpoint_every": 250,
+        "guidance_scale": 1.0,
+        "sample_steps": 20,
+    },
 }
 
 
@@ -141,7 +260,9 @@ def _coerce(param: Param, value: Any) -> Any:
 def resolve_params(family: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The family's preset with ``overrides`` applied and checked; ``ParamError`` says what to fix."""
     if family not in PRESETS:
-        raise ParamError({"family": f"LoRA training supports {', '.join(FAMILY_LABELS.values())}, not {family!r}"})
+        raise ParamError(
+            {"family": f"LoRA training supports {', '.join(FAMILY_LABELS.values())}, not {family!r}"}
+        )
     params = dict(PRESETS[family])
     errors: dict[str, str] = {}
     for name, value in (overrides or {}).items():
@@ -170,8 +291,15 @@ def resolve_params(family: str, overrides: Mapping[str, Any] | None = None) -> d
 def describe_presets() -> dict[str, Any]:
     """The presets and parameter table as JSON, for the API and the "Advanced" form."""
     return {
-        "families": [{"family": family, "label": FAMILY_LABELS[family], "native_resolution": NATIVE_RESOLUTION[family],
-                      "preset": dict(PRESETS[family])} for family in FAMILIES],
+        "families": [
+            {
+                "family": family,
+                "label": FAMILY_LABELS[family],
+                "native_resolution": NATIVE_RESOLUTION[family],
+                "preset": dict(PRESETS[family]),
+            }
+            for family in FAMILIES
+        ],
         "params": [param.describe() for param in PARAMS],
         "recommended_min_images": dict(RECOMMENDED_MIN_IMAGES),
     }

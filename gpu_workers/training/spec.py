@@ -57,8 +57,14 @@ class Sample:
     height: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "sha256": self.sha256, "prompt": self.prompt, "seed": self.seed,
-                "width": self.width, "height": self.height}
+        return {
+            "key": self.key,
+            "sha256": self.sha256,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,12 @@ class Checkpoint:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "prefix": self.prefix, "samples": [s.as_dict() for s in self.samples],
-                "seconds": round(self.seconds, 4)}
+        return {
+            "step": self.step,
+            "prefix": self.prefix,
+            "samples": [s.as_dict() for s in self.samples],
+            "seconds": round(self.seconds, 4),
+        }
 
 
 @dataclass

@@ -35,6 +35,7 @@ import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 
 from gpu_workers.artifacts import ArtifactStore, artifact_key
+from gpu_workers.models.lazy import untyped
 from gpu_workers.sdk import JobCanceled, encode_png
 from gpu_workers.training import lora_files
 from gpu_workers.training.images import fit_to_bucket, nearest_bucket
@@ -52,8 +53,11 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 MAX_GRAD_NORM = 1.0
-ARCHITECTURE = {"sd15": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora",
-                "flux": "flux-1-dev/lora"}
+ARCHITECTURE = {
+    "sd15": "stable-diffusion-v1/lora",
+    "sdxl": "stable-diffusion-xl-v1-base/lora",
+    "flux": "flux-1-dev/lora",
+}
 
 
 @dataclass
@@ -125,9 +129,8 @@ class LoraTrainer:
 
     def load(self) -> None:
         """Load the pipeline, freeze it, and add a fresh (seeded) LoRA to the denoiser."""
-        from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
-        from diffusers.training_utils import cast_training_params
-        from peft import LoraConfig
+        diffusers = untyped("diffusers")
+        cast_training_params = untyped("diffusers.training_utils").cast_training_params
 
         self.pipe = lora_files.pipeline_class(self.family).from_pretrained(
             self.model_path, use_safetensors=True, dtype=self.weight_dtype
@@ -139,8 +142,10 @@ class LoraTrainer:
                 module.requires_grad_(False)
                 module.to(self.device)
         torch.manual_seed(int(self.params["seed"]))
-        self.lora_config = LoraConfig(
-            r=int(self.params["rank"]), lora_alpha=float(self.params["alpha"]), init_lora_weights="gaussian",
+        self.lora_config = untyped("peft").LoraConfig(
+            r=int(self.params["rank"]),
+            lora_alpha=float(self.params["alpha"]),
+            init_lora_weights="gaussian",
             target_modules=LORA_TARGETS,
         )
         self.denoiser.add_adapter(self.lora_config)
@@ -149,13 +154,20 @@ class LoraTrainer:
         if self.on_gpu and self.params.get("gradient_checkpointing", True):
             self.denoiser.enable_gradient_checkpointing()
         self.trainable = [p for p in self.denoiser.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=float(self.params["learning_rate"]),
-                                           betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+        self.optimizer = torch.optim.AdamW(
+            self.trainable,
+            lr=float(self.params["learning_rate"]),
+            betas=(0.9, 0.999),
+            weight_decay=1e-2,
+            eps=1e-8,
+        )
         self.scaler = torch.amp.GradScaler("cuda") if self.weight_dtype == torch.float16 else None
         if self.family == "flux":
-            self.noise_scheduler: Any = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config)
+            self.noise_scheduler: Any = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+                self.pipe.scheduler.config
+            )
         else:
-            self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+            self.noise_scheduler = diffusers.DDPMScheduler.from_config(self.pipe.scheduler.config)
         self.vae_scale = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
 
     @torch.no_grad()
@@ -164,10 +176,13 @@ class LoraTrainer:
             embeds, _ = self.pipe.encode_prompt(prompt, self.device, 1, False)
             return {"encoder_hidden_states": embeds}
         if self.family == "sdxl":
-            embeds, _, pooled, _ = self.pipe.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
-                                                           do_classifier_free_guidance=False)
+            embeds, _, pooled, _ = self.pipe.encode_prompt(
+                prompt, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )
             return {"encoder_hidden_states": embeds, "text_embeds": pooled}
-        embeds, pooled, text_ids = self.pipe.encode_prompt(prompt, device=self.device, max_sequence_length=512)
+        embeds, pooled, text_ids = self.pipe.encode_prompt(
+            prompt, device=self.device, max_sequence_length=512
+        )
         return {"encoder_hidden_states": embeds, "pooled_projections": pooled, "txt_ids": text_ids}
 
     @torch.no_grad()
@@ -178,7 +193,9 @@ class LoraTrainer:
         for item in self.spec.items:
             image = Image.open(io.BytesIO(self.artifacts.get(item.key)))
             image.load()
-            bucket = nearest_bucket(image.width, image.height, resolution, use_buckets=bool(self.params["buckets"]))
+            bucket = nearest_bucket(
+                image.width, image.height, resolution, use_buckets=bool(self.params["buckets"])
+            )
             fitted = fit_to_bucket(image, bucket)
             pixels = torch.from_numpy(_as_array(fitted.image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
             pixels = pixels.unsqueeze(0).to(self.device, dtype=self.weight_dtype)
@@ -187,12 +204,18 @@ class LoraTrainer:
                 text_cache[item.caption] = self.encode_text(item.caption)
             time_ids = None
             if self.family == "sdxl":
-                time_ids = torch.tensor([[image.height, image.width, fitted.crop_top, fitted.crop_left,
-                                          bucket[1], bucket[0]]], dtype=self.weight_dtype, device=self.device)
-            self.examples.append(Example(dist.mean.float(), dist.std.float(), text_cache[item.caption], bucket,
-                                         time_ids))
-        self.events.log(f"Prepared {len(self.examples)} image(s) in {len({e.bucket for e in self.examples})} "
-                        f"bucket(s) at {resolution} px.")
+                time_ids = torch.tensor(
+                    [[image.height, image.width, fitted.crop_top, fitted.crop_left, bucket[1], bucket[0]]],
+                    dtype=self.weight_dtype,
+                    device=self.device,
+                )
+            self.examples.append(
+                Example(dist.mean.float(), dist.std.float(), text_cache[item.caption], bucket, time_ids)
+            )
+        self.events.log(
+            f"Prepared {len(self.examples)} image(s) in {len({e.bucket for e in self.examples})} "
+            f"bucket(s) at {resolution} px."
+        )
 
     # -- data order ----------------------------------------------------------------------------------
 
@@ -207,7 +230,7 @@ class LoraTrainer:
             members = by_bucket[bucket]
             order = torch.randperm(len(members), generator=self.generator).tolist()
             shuffled = [members[i] for i in order]
-            batches += [shuffled[i:i + size] for i in range(0, len(shuffled), size)]
+            batches += [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
         order = torch.randperm(len(batches), generator=self.generator).tolist()
         self.batches = [batches[i] for i in order]
         self.batch_pos = 0
@@ -230,15 +253,18 @@ class LoraTrainer:
         mean = torch.cat([e.mean for e in examples])
         std = torch.cat([e.std for e in examples])
         latents = mean + std * self._randn(mean.shape)
-        text = {key: torch.cat([e.text[key] for e in examples]) if key != "txt_ids" else examples[0].text[key]
-                for key in examples[0].text}
+        text = {
+            key: torch.cat([e.text[key] for e in examples]) if key != "txt_ids" else examples[0].text[key]
+            for key in examples[0].text
+        }
         if self.family == "flux":
             return self._flow_matching_loss(latents, text)
         latents = latents * self.pipe.vae.config.scaling_factor
         noise = self._randn(latents.shape)
         bsz = latents.shape[0]
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (bsz,),
-                                  generator=self.generator).to(self.device)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (bsz,), generator=self.generator
+        ).to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
@@ -249,12 +275,17 @@ class LoraTrainer:
             time_ids = torch.cat([e.time_ids for e in examples if e.time_ids is not None])
             kwargs["added_cond_kwargs"] = {"text_embeds": text["text_embeds"], "time_ids": time_ids}
         with self.autocast():
-            prediction = self.denoiser(noisy.to(self.weight_dtype), timesteps, text["encoder_hidden_states"],
-                                       return_dict=False, **kwargs)[0]
+            prediction = self.denoiser(
+                noisy.to(self.weight_dtype),
+                timesteps,
+                text["encoder_hidden_states"],
+                return_dict=False,
+                **kwargs,
+            )[0]
         return F.mse_loss(prediction.float(), target.float(), reduction="mean")
 
     def _flow_matching_loss(self, latents: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
-        from diffusers import FluxPipeline
+        FluxPipeline = untyped("diffusers").FluxPipeline  # noqa: N806
 
         vae_config = self.pipe.vae.config
         latents = (latents - vae_config.shift_factor) * vae_config.scaling_factor
@@ -266,18 +297,26 @@ class LoraTrainer:
         timesteps = self.noise_scheduler.timesteps[indices].to(self.device)
         noisy = (1.0 - sigmas) * latents + sigmas * noise
         packed = FluxPipeline._pack_latents(noisy, bsz, channels, height, width)
-        image_ids = FluxPipeline._prepare_latent_image_ids(bsz, height // 2, width // 2, self.device, self.weight_dtype)
+        image_ids = FluxPipeline._prepare_latent_image_ids(
+            bsz, height // 2, width // 2, self.device, self.weight_dtype
+        )
         guidance = None
         if self.denoiser.config.guidance_embeds:
             guidance = torch.full((bsz,), float(self.params["guidance_scale"]), device=self.device)
         with self.autocast():
             prediction = self.denoiser(
-                hidden_states=packed.to(self.weight_dtype), timestep=timesteps / 1000, guidance=guidance,
-                pooled_projections=text["pooled_projections"], encoder_hidden_states=text["encoder_hidden_states"],
-                txt_ids=text["txt_ids"], img_ids=image_ids, return_dict=False,
+                hidden_states=packed.to(self.weight_dtype),
+                timestep=timesteps / 1000,
+                guidance=guidance,
+                pooled_projections=text["pooled_projections"],
+                encoder_hidden_states=text["encoder_hidden_states"],
+                txt_ids=text["txt_ids"],
+                img_ids=image_ids,
+                return_dict=False,
             )[0]
-        prediction = FluxPipeline._unpack_latents(prediction, height * self.vae_scale, width * self.vae_scale,
-                                                  self.vae_scale)
+        prediction = FluxPipeline._unpack_latents(
+            prediction, height * self.vae_scale, width * self.vae_scale, self.vae_scale
+        )
         return F.mse_loss(prediction.float(), (noise - latents).float(), reduction="mean")
 
     def learning_rate(self, step: int) -> float:
@@ -297,13 +336,13 @@ class LoraTrainer:
             group["lr"] = lr
         loss = self.loss(self.next_batch())
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -321,16 +360,29 @@ class LoraTrainer:
         samples = tuple(self.draw_samples(step))
         self.samples = list(samples)
         prefix = self.spec.checkpoint_prefix(step)
-        self.artifacts.put(prefix + "lora.safetensors", lora_files.tensors_bytes(self.lora_state()),
-                           "application/octet-stream")
-        self.artifacts.put(prefix + "optimizer.safetensors", lora_files.optimizer_bytes(self.optimizer.state_dict()),
-                           "application/octet-stream")
+        self.artifacts.put(
+            prefix + "lora.safetensors",
+            lora_files.tensors_bytes(self.lora_state()),
+            "application/octet-stream",
+        )
+        self.artifacts.put(
+            prefix + "optimizer.safetensors",
+            lora_files.optimizer_bytes(self.optimizer.state_dict()),
+            "application/octet-stream",
+        )
         state = {
-            "format": CHECKPOINT_FORMAT, "step": step, "family": self.family, "params": self.params,
-            "epoch": self.epoch, "batches": self.batches, "batch_pos": self.batch_pos,
-            "generator": _b64(self.generator.get_state()), "torch_rng": _b64(torch.get_rng_state()),
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "family": self.family,
+            "params": self.params,
+            "epoch": self.epoch,
+            "batches": self.batches,
+            "batch_pos": self.batch_pos,
+            "generator": _b64(self.generator.get_state()),
+            "torch_rng": _b64(torch.get_rng_state()),
             "cuda_rng": [_b64(s) for s in torch.cuda.get_rng_state_all()] if self.on_gpu else [],
-            "python_rng": repr(random.getstate()), "loss_history": self.loss_history,
+            "python_rng": repr(random.getstate()),
+            "loss_history": self.loss_history,
             "samples": [s.as_dict() for s in samples],
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
@@ -350,8 +402,8 @@ class LoraTrainer:
             raise ValueError(f"checkpoint at step {step} was written by another trainer version or family")
         lora = load(self.artifacts.get(prefix + "lora.safetensors"))
         incompatible = set_peft_model_state_dict(self.denoiser, lora)
-        if getattr(incompatible, "unexpected_keys", None):
-            raise ValueError(f"checkpoint at step {step} does not match this model: {incompatible.unexpected_keys[:3]}")
+        if unexpected := list(getattr(incompatible, "unexpected_keys", None) or []):
+            raise ValueError(f"checkpoint at step {step} does not match this model: {unexpected[:3]}")
         optimizer = lora_files.optimizer_state(self.artifacts.get(prefix + "optimizer.safetensors"))
         for param_state in optimizer["state"].values():
             for name, value in list(param_state.items()):
@@ -381,12 +433,19 @@ class LoraTrainer:
         try:
             for index, prompt in enumerate(self.spec.sample_prompts):
                 seed = int(self.params["seed"]) + index
-                kwargs: dict[str, Any] = {"guidance_scale": float(self.params["guidance_scale"])} \
-                    if self.family == "flux" else {}
+                kwargs: dict[str, Any] = (
+                    {"guidance_scale": float(self.params["guidance_scale"])} if self.family == "flux" else {}
+                )
                 with self.autocast():
-                    image = self.pipe(prompt=prompt, num_inference_steps=int(self.params["sample_steps"]),
-                                      generator=torch.Generator().manual_seed(seed), height=resolution,
-                                      width=resolution, output_type="pil", **kwargs).images[0]
+                    image = self.pipe(
+                        prompt=prompt,
+                        num_inference_steps=int(self.params["sample_steps"]),
+                        generator=torch.Generator().manual_seed(seed),
+                        height=resolution,
+                        width=resolution,
+                        output_type="pil",
+                        **kwargs,
+                    ).images[0]
                 data = encode_png(image)
                 digest = hashlib.sha256(data).hexdigest()
                 key = artifact_key(self.spec.workspace_id, digest, "png")
@@ -406,8 +465,12 @@ class LoraTrainer:
         self.prepare_data()
         if self.spec.resume_from_step:
             self.load_checkpoint(self.spec.resume_from_step)
-            self.events.log(f"Resumed from the checkpoint at step {self.step}; steps 1-{self.step} are not redone.")
-        self.events.started(total_steps=total, resumed_from=self.spec.resume_from_step, device=str(self.device))
+            self.events.log(
+                f"Resumed from the checkpoint at step {self.step}; steps 1-{self.step} are not redone."
+            )
+        self.events.started(
+            total_steps=total, resumed_from=self.spec.resume_from_step, device=str(self.device)
+        )
         self.denoiser.train()
         while self.step < total:
             if self.is_cancelled():
@@ -416,11 +479,14 @@ class LoraTrainer:
             loss = self.train_step(step)
             if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"the loss became {loss} at step {step}; lower the learning rate (now {self.params['learning_rate']})"
+                    f"the loss became {loss} at step {step}; lower the learning rate "
+                    f"(now {self.params['learning_rate']})"
                 )
             self.step = step
             self.loss_history.append([step, round(loss, 6), self.spec.run])
-            self.events.step(step=step, total=total, loss=loss, lr=self.learning_rate(step), run=self.spec.run)
+            self.events.step(
+                step=step, total=total, loss=loss, lr=self.learning_rate(step), run=self.spec.run
+            )
             if step % every == 0 or step == total:
                 self.save_checkpoint(step)
         return self.finish()
@@ -430,14 +496,20 @@ class LoraTrainer:
         adapter_config = self.denoiser.peft_config["default"].to_dict()
         adapter_config["target_modules"] = sorted(adapter_config.get("target_modules") or LORA_TARGETS)
         metadata = {
-            "modelspec.architecture": ARCHITECTURE[self.family], "modelspec.title": self.spec.trigger_word,
-            "modelspec.trigger_phrase": self.spec.trigger_word, "kizy.family": self.family,
-            "kizy.steps": str(self.step), "kizy.rank": str(self.params["rank"]), "kizy.alpha": str(self.params["alpha"]),
+            "modelspec.architecture": ARCHITECTURE[self.family],
+            "modelspec.title": self.spec.trigger_word,
+            "modelspec.trigger_phrase": self.spec.trigger_word,
+            "kizy.family": self.family,
+            "kizy.steps": str(self.step),
+            "kizy.rank": str(self.params["rank"]),
+            "kizy.alpha": str(self.params["alpha"]),
         }
         stored = []
         for data in (
             lora_files.diffusers_lora_bytes(self.family, state, adapter_config, metadata),
-            lora_files.kohya_lora_bytes(self.family, state, alpha=float(self.params["alpha"]), metadata=metadata),
+            lora_files.kohya_lora_bytes(
+                self.family, state, alpha=float(self.params["alpha"]), metadata=metadata
+            ),
         ):
             digest = hashlib.sha256(data).hexdigest()
             key = artifact_key(self.spec.workspace_id, digest, "safetensors")
@@ -446,11 +518,21 @@ class LoraTrainer:
             stored.append((key, digest, len(data)))
         (lora_key, lora_sha, lora_size), (kohya_key, kohya_sha, kohya_size) = stored
         return TrainingResult(
-            lora_key=lora_key, lora_sha256=lora_sha, lora_size=lora_size, kohya_key=kohya_key,
-            kohya_sha256=kohya_sha, kohya_size=kohya_size, steps=self.step, loss_history=self.loss_history,
+            lora_key=lora_key,
+            lora_sha256=lora_sha,
+            lora_size=lora_size,
+            kohya_key=kohya_key,
+            kohya_sha256=kohya_sha,
+            kohya_size=kohya_size,
+            steps=self.step,
+            loss_history=self.loss_history,
             samples=tuple(self.samples),
-            reproducibility={"device": str(self.device), "dtype": str(self.weight_dtype).replace("torch.", ""),
-                             "torch": torch.__version__, "seed": int(self.params["seed"])},
+            reproducibility={
+                "device": str(self.device),
+                "dtype": str(self.weight_dtype).replace("torch.", ""),
+                "torch": torch.__version__,
+                "seed": int(self.params["seed"]),
+            },
         )
 
 
@@ -470,5 +552,11 @@ def train_lora(
     device: str = "cpu",
 ) -> TrainingResult:
     """Train (or resume) the LoRA of ``spec``; raises ``JobCanceled`` when canceled."""
-    return LoraTrainer(spec, model_path=model_path, artifacts=artifacts, events=events,
-                       is_cancelled=is_cancelled, device=device).run()
+    return LoraTrainer(
+        spec,
+        model_path=model_path,
+        artifacts=artifacts,
+        events=events,
+        is_cancelled=is_cancelled,
+        device=device,
+    ).run()

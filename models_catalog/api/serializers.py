@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..access import store_ref_of
-from ..families import RUNNABLE_FAMILIES, Rating
+from ..families import RUNNABLE_FAMILY_CHOICES, Rating
 from ..models import BaseModel, CatalogEntry, Download, Intent, LoraAdapter, ModelFile
 
 
@@ -148,7 +148,7 @@ class LoraImportInputSerializer(serializers.Serializer):
     huggingface_repo = serializers.CharField(required=False, max_length=200, help_text="owner/name")
     file = serializers.FileField(required=False, help_text="A .safetensors LoRA (multipart upload).")
     name = serializers.CharField(required=False, max_length=200, allow_blank=True)
-    family = serializers.ChoiceField(choices=sorted(RUNNABLE_FAMILIES), required=False)
+    family = serializers.ChoiceField(choices=RUNNABLE_FAMILY_CHOICES, required=False)
     trigger_words = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=20
     )

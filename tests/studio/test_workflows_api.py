@@ -1,7 +1,6 @@
 """The workflow API end to end: validate, queue on commit, run in the (eager) worker, fetch results."""
 from __future__ import annotations
 
-import httpx
 import pytest
 from PIL import Image
 

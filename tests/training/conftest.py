@@ -1,5 +1,6 @@
 """Fixtures for fine-tuning tests: the tiny SD 1.5 model (generated once per session), a catalog row
 for it, small training settings, and what a subprocess worker needs to share the test database."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,15 @@ from django.db import connection
 from models_catalog.models import BaseModel
 
 # Small enough that a training run takes seconds on a CPU, big enough to exercise every path.
-FAST_PARAMS = {"steps": 20, "resolution": 64, "checkpoint_every": 10, "sample_steps": 2, "batch_size": 2,
-               "rank": 4, "alpha": 4}
+FAST_PARAMS = {
+    "steps": 20,
+    "resolution": 64,
+    "checkpoint_every": 10,
+    "sample_steps": 2,
+    "batch_size": 2,
+    "rank": 4,
+    "alpha": 4,
+}
 
 
 @contextmanager
@@ -61,8 +69,14 @@ def training_settings(settings: LazySettings, tiny_model_store: Path) -> None:
 @pytest.fixture
 def sd15_model(db: None) -> BaseModel:
     return BaseModel.objects.create(
-        name="Tiny SD 1.5", source="local", external_id="sd15", family="sd15", approved=True, is_demo=True,
-        status="installed", store_ref="local:sd15",
+        name="Tiny SD 1.5",
+        source="local",
+        external_id="sd15",
+        family="sd15",
+        approved=True,
+        is_demo=True,
+        status="installed",
+        store_ref="local:sd15",
     )
 
 
@@ -88,14 +102,22 @@ def database_url() -> str:
     user = config.get("USER") or ""
     password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
+    return (
+        f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
+    )
 
 
 def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": database_url(), "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE), "KIZY_DEVICE": "cpu",
-        "DJANGO_SETTINGS_MODULE": "kizy_site.settings", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": database_url(),
+            "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE),
+            "KIZY_DEVICE": "cpu",
+            "DJANGO_SETTINGS_MODULE": "kizy_site.settings",
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     env.update(extra)
     return env

@@ -1,4 +1,5 @@
 """Files people upload, good and bad, made in memory."""
+
 from __future__ import annotations
 
 import io
@@ -18,13 +19,25 @@ def png(width: int = 64, height: int = 64, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def smooth_png(width: int = 64, height: int = 64, seed: int = 0, *, fmt: str = "PNG", **save: object) -> bytes:
+def smooth_png(
+    width: int = 64, height: int = 64, seed: int = 0, *, fmt: str = "PNG", **save: object
+) -> bytes:
     """A picture with structure (gradients and a disc), so perceptual hashes are meaningful."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    cx, cy, r = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height, rng.uniform(0.1, 0.3) * min(width, height)
-    base = np.stack([x / width * 255 * rng.uniform(0.3, 1), y / height * 255 * rng.uniform(0.3, 1),
-                     np.full_like(x, rng.uniform(0, 255), dtype=float)], axis=-1)
+    cx, cy, r = (
+        rng.uniform(0.2, 0.8) * width,
+        rng.uniform(0.2, 0.8) * height,
+        rng.uniform(0.1, 0.3) * min(width, height),
+    )
+    base = np.stack(
+        [
+            x / width * 255 * rng.uniform(0.3, 1),
+            y / height * 255 * rng.uniform(0.3, 1),
+            np.full_like(x, rng.uniform(0, 255), dtype=float),
+        ],
+        axis=-1,
+    )
     base[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
     image = Image.fromarray(base.astype(np.uint8))
     buffer = io.BytesIO()
@@ -66,8 +79,9 @@ def mp4(frames: int = 12, width: int = 96, height: int = 64, fps: int = 6) -> by
     import imageio_ffmpeg
 
     with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
-        writer = imageio_ffmpeg.write_frames(handle.name, (width, height), fps=fps, macro_block_size=1,
-                                             output_params=["-loglevel", "error"])
+        writer = imageio_ffmpeg.write_frames(
+            handle.name, (width, height), fps=fps, macro_block_size=1, output_params=["-loglevel", "error"]
+        )
         writer.send(None)
         for index in range(frames):
             frame = np.zeros((height, width, 3), dtype=np.uint8)

@@ -1,6 +1,7 @@
 """Fine-tuning in real Chromium against the real stack (daphne + Celery worker + Redis + the tiny demo
 models, `tests/browser/studio_fixtures.py`): upload a zip with drag-and-drop's file input → fill the
 goal → train → live progress over the websocket → the LoRA appears in the studio's LoRA picker."""
+
 from __future__ import annotations
 
 import re
@@ -35,14 +36,18 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio_stack: Stack, tmp_path: Path):
+def test_upload_goal_train_progress_then_pick_in_studio(
+    studio_page: Any, studio_stack: Stack, tmp_path: Path
+):
     from playwright.sync_api import expect
 
     page = studio_page
     page.context.add_init_script(RECORD_STEPS)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     archive = tmp_path / "mira.zip"
-    archive.write_bytes(zip_of([(f"mira/{i}.png", smooth_png(64 + 32 * (i % 2), 64, seed=20 + i)) for i in range(4)]))
+    archive.write_bytes(
+        zip_of([(f"mira/{i}.png", smooth_png(64 + 32 * (i % 2), 64, seed=20 + i)) for i in range(4)])
+    )
 
     # Step 1: the pictures, uploaded by the page's script with a progress bar.
     page.goto("/training/new")
@@ -61,8 +66,14 @@ def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio
     expect(page.locator("[data-check=count]")).to_contain_text("Few images")  # refreshed for SD 1.5
     page.screenshot(path=str(SCREENSHOT.with_name("training-dataset.png")), full_page=True)
     page.locator("[data-testid=advanced] summary").click()
-    for name, value in {"steps": 20, "resolution": 64, "checkpoint_every": 10, "sample_steps": 2, "rank": 4,
-                        "batch_size": 2}.items():
+    for name, value in {
+        "steps": 20,
+        "resolution": 64,
+        "checkpoint_every": 10,
+        "sample_steps": 2,
+        "rank": 4,
+        "batch_size": 2,
+    }.items():
         page.get_by_test_id(f"param-{name}").fill(str(value))
     page.get_by_test_id("start-training").click()
     page.wait_for_url(re.compile(r"/training/[0-9a-f-]{36}$"), timeout=60_000)
@@ -71,7 +82,9 @@ def test_upload_goal_train_progress_then_pick_in_studio(studio_page: Any, studio
     # Live progress, then the result.
     expect(page.get_by_test_id("training-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
     steps = page.evaluate("window.__steps")
-    assert any(0 < s < 20 for s in steps), f"no intermediate progress was shown: {steps}\n{studio_stack.logs()}"
+    assert any(0 < s < 20 for s in steps), (
+        f"no intermediate progress was shown: {steps}\n{studio_stack.logs()}"
+    )
     expect(page.get_by_test_id("training-step")).to_have_text("20")
     expect(page.locator("[data-loss-chart] polyline.loss-raw")).to_have_attribute("data-points", "20")
     expect(page.locator("[data-samples] [data-checkpoint]")).to_have_count(2)

@@ -1,5 +1,6 @@
 """J4 with a real process kill: a worker process is SIGKILLed after its first checkpoint; the next
 worker resumes from that checkpoint, does not redo the steps before it, and finishes."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,14 @@ TOTAL, EVERY = 40, 10
 
 
 def worker(env: dict[str, str], job_id: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "manage.py", "training_run", job_id], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(  # noqa: S603 - our own manage.py with a job id from the database
+        [sys.executable, "manage.py", "training_run", job_id],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -32,8 +39,11 @@ def test_a_killed_worker_resumes_from_its_checkpoint(owner, sd15_model, settings
     monkeypatch.setattr("training.services.enqueue", lambda job: None)  # the worker processes below run it
     files = [upload("set.zip", zip_of([(f"{i}.png", smooth_png(64, 64, seed=i)) for i in range(4)]))]
     params = {**FAST_PARAMS, "steps": TOTAL, "checkpoint_every": EVERY, "batch_size": 1}
-    response = owner.client().post("/api/v1/trainings", {"images": files, "name": "Kill me",
-                                   "params": json.dumps(params)}, format="multipart")
+    response = owner.client().post(
+        "/api/v1/trainings",
+        {"images": files, "name": "Kill me", "params": json.dumps(params)},
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     job_id = response.json()["id"]
     env = subprocess_env(settings, KIZY_TRAINING_LEASE_SECONDS="3")

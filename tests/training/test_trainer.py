@@ -1,4 +1,5 @@
 """The Django-free trainer on the tiny SD 1.5 model: exact resume, cancel, files that load."""
+
 from __future__ import annotations
 
 import io
@@ -29,11 +30,30 @@ def _spec(store: MemoryArtifactStore, **overrides) -> TrainingSpec:
         key = f"ws/w1/datasets/d1/{index}.png"
         store.put(key, png(w, h, seed=index), "image/png")
         items.append(TrainingItem(key=key, caption=f"a photo of zkw, picture {index}", width=w, height=h))
-    params = resolve_params("sd15", {"steps": 6, "resolution": 64, "checkpoint_every": 3, "sample_steps": 2,
-                                     "batch_size": 2, "rank": 4, "alpha": 2, "lr_scheduler": "cosine",
-                                     "lr_warmup_steps": 1})
-    fields = {"job_id": "job1", "workspace_id": "w1", "family": "sd15", "params": params, "items": items,
-              "sample_prompts": ("a photo of zkw",), "trigger_word": "zkw", **overrides}
+    params = resolve_params(
+        "sd15",
+        {
+            "steps": 6,
+            "resolution": 64,
+            "checkpoint_every": 3,
+            "sample_steps": 2,
+            "batch_size": 2,
+            "rank": 4,
+            "alpha": 2,
+            "lr_scheduler": "cosine",
+            "lr_warmup_steps": 1,
+        },
+    )
+    fields = {
+        "job_id": "job1",
+        "workspace_id": "w1",
+        "family": "sd15",
+        "params": params,
+        "items": items,
+        "sample_prompts": ("a photo of zkw",),
+        "trigger_word": "zkw",
+        **overrides,
+    }
     return TrainingSpec(**fields)
 
 
@@ -43,7 +63,9 @@ def trained(tiny_model_store: Path):
     spec = _spec(store)
     events = RecordingTrainingEvents()
     with one_torch_thread():
-        result = train_lora(spec, model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=events)
+        result = train_lora(
+            spec, model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=events
+        )
     return store, spec, events, result
 
 
@@ -53,8 +75,12 @@ def test_a_resumed_run_trains_exactly_what_an_uninterrupted_one_does(trained, ti
     assert [c.step for c in events.checkpoints] == [3, 6]
     assert store.exists(spec.checkpoint_prefix(3) + "state.json")
     resumed_events = RecordingTrainingEvents()
-    resumed = train_lora(spec.model_copy(update={"resume_from_step": 3, "run": 2}),
-                         model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=resumed_events)
+    resumed = train_lora(
+        spec.model_copy(update={"resume_from_step": 3, "run": 2}),
+        model_path=tiny_model_store / "local" / "sd15",
+        artifacts=store,
+        events=resumed_events,
+    )
     assert [s[0] for s in resumed_events.steps] == [4, 5, 6]  # steps 1-3 are not redone
     assert resumed_events.starts == [3]
     assert [s[1] for s in resumed_events.steps] == [s[1] for s in events.steps[3:]]
@@ -89,8 +115,14 @@ def test_lora_files_load_in_diffusers_and_change_the_output(trained, tiny_model_
     pipe.set_progress_bar_config(disable=True)
 
     def draw() -> np.ndarray:
-        return pipe("a photo of zkw", num_inference_steps=2, height=64, width=64, output_type="np",
-                    generator=torch.Generator().manual_seed(7)).images[0]
+        return pipe(
+            "a photo of zkw",
+            num_inference_steps=2,
+            height=64,
+            width=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(7),
+        ).images[0]
 
     base = draw()
     pipe.load_lora_weights(tmp_path, weight_name="diffusers.safetensors", adapter_name="trained")
@@ -106,8 +138,13 @@ def test_cancel_stops_before_the_next_step(tiny_model_store):
     store = MemoryArtifactStore()
     events = RecordingTrainingEvents()
     with pytest.raises(JobCanceled):
-        train_lora(_spec(store), model_path=tiny_model_store / "local" / "sd15", artifacts=store, events=events,
-                   is_cancelled=lambda: len(events.steps) >= 2)
+        train_lora(
+            _spec(store),
+            model_path=tiny_model_store / "local" / "sd15",
+            artifacts=store,
+            events=events,
+            is_cancelled=lambda: len(events.steps) >= 2,
+        )
     assert [s[0] for s in events.steps] == [1, 2]
     assert not any(key.endswith(".safetensors") and "/artifacts/" in key for key in store.list_keys())
 

@@ -1,4 +1,5 @@
 """Train 20 steps on the tiny SD 1.5 model from a small zip, through the API, and use the result."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,9 +29,14 @@ ZIP = zip_of([(f"mira/{i}.png", smooth_png(64 + 16 * (i % 2), 64, seed=10 + i)) 
 
 
 def start_training(persona, **fields):
-    data = {"images": [upload("mira.zip", ZIP)], "name": "Mira watercolor", "goal_type": "style",
-            "description": "soft watercolor painting with wet paper texture", "params": json.dumps(FAST_PARAMS),
-            **fields}
+    data = {
+        "images": [upload("mira.zip", ZIP)],
+        "name": "Mira watercolor",
+        "goal_type": "style",
+        "description": "soft watercolor painting with wet paper texture",
+        "params": json.dumps(FAST_PARAMS),
+        **fields,
+    }
     return persona.client().post("/api/v1/trainings", data, format="multipart")
 
 
@@ -49,7 +55,9 @@ def test_train_twenty_steps_from_a_zip(owner, outsider, sd15_model, tiny_model_s
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    monkeypatch.setattr("studio.tasks.deliver_webhook.delay", lambda delivery_id: None)  # deliveries: studio's tests
+    monkeypatch.setattr(
+        "studio.tasks.deliver_webhook.delay", lambda delivery_id: None
+    )  # deliveries: studio's tests
     WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/kizy", events=[])
     intents_seed()  # the seeded intents, in case an earlier transactional test flushed them
     response = start_training(owner, webhook="https://hooks.example.com/one-off")
@@ -77,7 +85,10 @@ def check_trained_stored_and_registered(job, owner):
     assert (lora.family, lora.trigger_words, lora.status) == ("sd15", [job.trigger_word], "installed")
     assert lora.store_ref == f"artifact:{job.lora_key}"
     assert "watercolor" in {i.slug for i in lora.intents.all()}  # the catalog's auto-pick on the description
-    assert {f.name for f in lora.files.all()} == {"mira-watercolor.safetensors", "mira-watercolor-kohya.safetensors"}
+    assert {f.name for f in lora.files.all()} == {
+        "mira-watercolor.safetensors",
+        "mira-watercolor-kohya.safetensors",
+    }
 
 
 def check_api_progress_samples_and_download(trained, owner):
@@ -89,7 +100,9 @@ def check_api_progress_samples_and_download(trained, owner):
     download = client.get(body["lora"]["download_url"].removeprefix("http://testserver"))
     assert download.status_code == 200 and download["X-Content-Type-Options"] == "nosniff"
     assert hashlib.sha256(b"".join(download.streaming_content)).hexdigest() == trained.lora_sha256
-    tampered = body["lora"]["download_url"].removeprefix("http://testserver").replace("signature=", "signature=0")
+    tampered = (
+        body["lora"]["download_url"].removeprefix("http://testserver").replace("signature=", "signature=0")
+    )
     assert client.get(tampered).status_code == 403
     listed = client.get("/api/v1/trainings").json()["results"]
     assert [t["id"] for t in listed] == [str(trained.pk)]
@@ -111,21 +124,30 @@ def check_the_lora_changes_what_the_model_draws(trained, tiny_model_store):
 
     lora = LoraAdapter.objects.get(pk=trained.lora_id)
     store = ModelStore(tiny_model_store)
-    path = store.resolve(lora.store_ref, artifacts=StorageArtifactStore(), workspace_id=str(trained.workspace_id))
+    path = store.resolve(
+        lora.store_ref, artifacts=StorageArtifactStore(), workspace_id=str(trained.workspace_id)
+    )
     pipe = StableDiffusionPipeline.from_pretrained(tiny_model_store / "local" / "sd15")
     pipe.set_progress_bar_config(disable=True)
 
     def draw() -> np.ndarray:
-        return pipe(f"a city in the style of {trained.trigger_word}", num_inference_steps=2, height=64, width=64,
-                    output_type="np", generator=torch.Generator().manual_seed(3)).images[0]
+        return pipe(
+            f"a city in the style of {trained.trigger_word}",
+            num_inference_steps=2,
+            height=64,
+            width=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(3),
+        ).images[0]
 
     before = draw()
     pipe.load_lora_weights(path.parent, weight_name=path.name, adapter_name="trained")
     assert np.abs(draw() - before).max() > 1e-3
     other_workspace = "0" * 8 + "-0000-0000-0000-" + "0" * 12
     with pytest.raises(Exception, match="not found in this workspace"):
-        ModelStore(tiny_model_store / "other").resolve(lora.store_ref, artifacts=StorageArtifactStore(),
-                                                        workspace_id=other_workspace)
+        ModelStore(tiny_model_store / "other").resolve(
+            lora.store_ref, artifacts=StorageArtifactStore(), workspace_id=other_workspace
+        )
 
 
 def check_invisible_to_another_workspace(trained, owner, outsider):
@@ -142,13 +164,15 @@ def check_invisible_to_another_workspace(trained, owner, outsider):
 
 
 @pytest.mark.django_db
-def test_a_redelivered_duplicate_exits_while_the_lease_is_held(owner, sd15_model, django_capture_on_commit_callbacks,
-                                                               monkeypatch):
+def test_a_redelivered_duplicate_exits_while_the_lease_is_held(
+    owner, sd15_model, django_capture_on_commit_callbacks, monkeypatch
+):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
     with django_capture_on_commit_callbacks(execute=True):
         job_id = start_training(owner).json()["id"]
-    TrainingJob.objects.filter(pk=job_id).update(lease_owner="other-host:1",
-                                                 lease_expires_at="2999-01-01T00:00:00Z")
+    TrainingJob.objects.filter(pk=job_id).update(
+        lease_owner="other-host:1", lease_expires_at="2999-01-01T00:00:00Z"
+    )
     assert runner.training_execute(job_id=job_id).startswith("skipped")
     job = TrainingJob.objects.get(pk=job_id)
     assert job.status == "starting" and job.step == 0
@@ -185,7 +209,9 @@ def test_cancel_a_running_training_stops_it(owner, sd15_model, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_a_poison_job_fails_after_its_attempts(owner, sd15_model, django_capture_on_commit_callbacks, monkeypatch):
+def test_a_poison_job_fails_after_its_attempts(
+    owner, sd15_model, django_capture_on_commit_callbacks, monkeypatch
+):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
     with django_capture_on_commit_callbacks(execute=True):
         job_id = start_training(owner).json()["id"]
@@ -201,8 +227,11 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
     response = await sync_to_async(start_training)(owner)
     job_id = response.json()["id"]
-    ws = WebsocketCommunicator(application, f"/ws/trainings/{job_id}/", headers=[
-        (b"origin", b"http://127.0.0.1:8000"), (b"authorization", f"Bearer {owner.key}".encode())])
+    ws = WebsocketCommunicator(
+        application,
+        f"/ws/trainings/{job_id}/",
+        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"authorization", f"Bearer {owner.key}".encode())],
+    )
     connected, _ = await ws.connect()
     assert connected
     snapshot = await ws.receive_json_from(timeout=10)
@@ -216,7 +245,9 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
             break
     kinds = [event["type"] for event in received]
     assert "training.progress" in kinds and "training.checkpoint" in kinds
-    losses = [point for event in received if event["type"] == "training.progress" for point in event["losses"]]
+    losses = [
+        point for event in received if event["type"] == "training.progress" for point in event["losses"]
+    ]
     assert [point[0] for point in losses] == list(range(1, 21))
     checkpoint = next(event for event in received if event["type"] == "training.checkpoint")
     assert checkpoint["step"] == 10 and checkpoint["samples"][0]["url"].startswith("http")
@@ -229,7 +260,13 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
 async def test_websocket_refuses_other_workspaces(owner, outsider, sd15_model, monkeypatch):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
     job_id = (await sync_to_async(start_training)(owner)).json()["id"]
-    ws = WebsocketCommunicator(application, f"/ws/trainings/{job_id}/", headers=[
-        (b"origin", b"http://127.0.0.1:8000"), (b"authorization", f"Bearer {outsider.key}".encode())])
+    ws = WebsocketCommunicator(
+        application,
+        f"/ws/trainings/{job_id}/",
+        headers=[
+            (b"origin", b"http://127.0.0.1:8000"),
+            (b"authorization", f"Bearer {outsider.key}".encode()),
+        ],
+    )
     connected, code = await ws.connect()
     assert not connected and code == 4404

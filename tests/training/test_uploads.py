@@ -1,5 +1,6 @@
 """U1-U3: every malicious or broken upload is refused with a clear 400 and nothing is written, neither
 in storage nor in the database; good uploads are re-encoded without metadata."""
+
 from __future__ import annotations
 
 import io
@@ -39,16 +40,23 @@ def assert_refused(response, clean_media: Path, *fragments: str) -> dict:
 GOOD = ("good.png", png(seed=1))
 
 
-@pytest.mark.parametrize(("name", "entries", "fragments"), [
-    ("traversal.zip", [GOOD, ("../evil.png", png(seed=2))], ["../evil.png", "'..'"]),
-    ("nested-traversal.zip", [("photos/../../evil.png", png(seed=2))], ["..", "outside"]),
-    ("absolute.zip", [GOOD, ("/etc/cron.d/evil.png", png(seed=2))], ["absolute path"]),
-    ("windows.zip", [("C:/Windows/evil.png", png(seed=2))], ["absolute path"]),
-    ("backslash.zip", [("..\\evil.png", png(seed=2))], ["'..'"]),
-    ("nested.zip", [GOOD, ("inner.zip", zip_of([GOOD]))], ["inner.zip", "zip inside a zip"]),
-    ("notes.zip", [GOOD, ("notes.txt", b"just some words\n")], ["notes.txt", "not an image or a video", "text"]),
-    ("empty.zip", [], ["holds no files"]),
-])
+@pytest.mark.parametrize(
+    ("name", "entries", "fragments"),
+    [
+        ("traversal.zip", [GOOD, ("../evil.png", png(seed=2))], ["../evil.png", "'..'"]),
+        ("nested-traversal.zip", [("photos/../../evil.png", png(seed=2))], ["..", "outside"]),
+        ("absolute.zip", [GOOD, ("/etc/cron.d/evil.png", png(seed=2))], ["absolute path"]),
+        ("windows.zip", [("C:/Windows/evil.png", png(seed=2))], ["absolute path"]),
+        ("backslash.zip", [("..\\evil.png", png(seed=2))], ["'..'"]),
+        ("nested.zip", [GOOD, ("inner.zip", zip_of([GOOD]))], ["inner.zip", "zip inside a zip"]),
+        (
+            "notes.zip",
+            [GOOD, ("notes.txt", b"just some words\n")],
+            ["notes.txt", "not an image or a video", "text"],
+        ),
+        ("empty.zip", [], ["holds no files"]),
+    ],
+)
 def test_bad_zip_entries_are_refused(owner, clean_media, name, entries, fragments):
     assert_refused(post_files(owner, upload(name, zip_of(entries))), clean_media, name, *fragments)
 
@@ -65,7 +73,9 @@ def test_case_and_unicode_variants_count_as_duplicates(owner, clean_media):
 
 
 def test_symlinks_in_a_zip_are_refused(owner, clean_media):
-    data = zip_with_info([(zipfile.ZipInfo("good.png"), png(seed=1)), symlink_entry("link.png", "/etc/passwd")])
+    data = zip_with_info(
+        [(zipfile.ZipInfo("good.png"), png(seed=1)), symlink_entry("link.png", "/etc/passwd")]
+    )
     assert_refused(post_files(owner, upload("links.zip", data)), clean_media, "link.png", "symbolic link")
 
 
@@ -75,7 +85,9 @@ def test_encrypted_entries_are_refused(owner, clean_media):
     central = data.rfind(b"PK\x01\x02")
     data[central + 8] |= 0x1
     data = bytes(data)
-    assert_refused(post_files(owner, upload("locked.zip", data)), clean_media, "encrypted", "without a password")
+    assert_refused(
+        post_files(owner, upload("locked.zip", data)), clean_media, "encrypted", "without a password"
+    )
 
 
 def test_too_many_entries(owner, clean_media, settings):
@@ -92,20 +104,24 @@ def test_too_many_bytes(owner, clean_media, settings):
 
 def test_one_entry_too_big(owner, clean_media, settings):
     settings.KIZY_TRAINING_UPLOAD_LIMITS = {"max_entry_bytes": 5_000}
-    assert_refused(post_files(owner, upload("big.zip", zip_of([GOOD]))), clean_media, "good.png", "limit per file")
+    assert_refused(
+        post_files(owner, upload("big.zip", zip_of([GOOD]))), clean_media, "good.png", "limit per file"
+    )
 
 
 def test_zip_bomb_ratio_is_refused_before_unpacking(owner, clean_media):
     bomb = zip_of([GOOD, ("bomb.png", b"\0" * (8 * 1024 * 1024))])
     assert len(bomb) < 100_000
-    assert_refused(post_files(owner, upload("bomb.zip", bomb)), clean_media, "bomb.png", "compressed", "zip bomb")
+    assert_refused(
+        post_files(owner, upload("bomb.zip", bomb)), clean_media, "bomb.png", "compressed", "zip bomb"
+    )
 
 
 def test_a_zip_header_that_lies_about_sizes_is_refused(owner, clean_media):
     data = bytearray(zip_of([("liar.png", png(seed=3))], compression=zipfile.ZIP_STORED))
     # Shrink the declared uncompressed size in the central directory (the local header is not consulted).
     central = data.rfind(b"PK\x01\x02")
-    data[central + 24:central + 28] = (100).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (100).to_bytes(4, "little")
     body = assert_refused(post_files(owner, upload("liar.zip", bytes(data))), clean_media, "liar.png")
     assert any("zip" in e["problem"] for e in body["errors"])
 
@@ -114,36 +130,50 @@ def test_decompression_bomb_image_is_refused_before_decoding(owner, clean_media)
     buffer = io.BytesIO()
     Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")  # 400 megapixels in ~50 KB
     assert len(buffer.getvalue()) < 200_000
-    assert_refused(post_files(owner, upload("huge.png", buffer.getvalue())), clean_media, "huge.png", "megapixels",
-                   "scale it down")
+    assert_refused(
+        post_files(owner, upload("huge.png", buffer.getvalue())),
+        clean_media,
+        "huge.png",
+        "megapixels",
+        "scale it down",
+    )
 
 
 def test_pillow_bomb_warning_is_an_error(owner, clean_media, settings, monkeypatch):
     # Our cap raised above Pillow's own: Pillow's DecompressionBomb check must still stop the decode.
     settings.KIZY_TRAINING_UPLOAD_LIMITS = {"max_pixels": 10**12}
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    assert_refused(post_files(owner, upload("bomb.png", png(64, 64))), clean_media, "bomb.png", "decompression bomb")
+    assert_refused(
+        post_files(owner, upload("bomb.png", png(64, 64))), clean_media, "bomb.png", "decompression bomb"
+    )
 
 
-@pytest.mark.parametrize(("name", "data", "fragments"), [
-    ("cat.png", b"<html><script>alert(1)</script></html>", ["cat.png", "disguised", "html"]),
-    ("cat.jpg", zip_of([GOOD]), ["cat.jpg", "disguised", "zip"]),
-    ("clip.mp4", png(), ["clip.mp4", "disguised"]),
-    ("report.pdf", b"%PDF-1.7\n...", ["report.pdf", "not an image or a video", "pdf"]),
-    ("anim.gif", b"GIF89a" + b"\0" * 32, ["anim.gif", "gif is not supported"]),
-    ("photo.heic", b"\0\0\0\x18ftypheic" + b"\0" * 32, ["photo.heic", "heic"]),
-    ("broken.png", png()[:200], ["broken.png", "damaged or truncated", "export it again"]),
-    ("empty.png", b"", ["empty.png", "empty"]),
-    ("tiny.png", png(8, 8), ["tiny.png", "only 8×8"]),
-    ("bad.mp4", b"\0\0\0\x18ftypisom" + b"\0" * 200, ["bad.mp4", "could not be read", "mp4"]),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "fragments"),
+    [
+        ("cat.png", b"<html><script>alert(1)</script></html>", ["cat.png", "disguised", "html"]),
+        ("cat.jpg", zip_of([GOOD]), ["cat.jpg", "disguised", "zip"]),
+        ("clip.mp4", png(), ["clip.mp4", "disguised"]),
+        ("report.pdf", b"%PDF-1.7\n...", ["report.pdf", "not an image or a video", "pdf"]),
+        ("anim.gif", b"GIF89a" + b"\0" * 32, ["anim.gif", "gif is not supported"]),
+        ("photo.heic", b"\0\0\0\x18ftypheic" + b"\0" * 32, ["photo.heic", "heic"]),
+        ("broken.png", png()[:200], ["broken.png", "damaged or truncated", "export it again"]),
+        ("empty.png", b"", ["empty.png", "empty"]),
+        ("tiny.png", png(8, 8), ["tiny.png", "only 8×8"]),
+        ("bad.mp4", b"\0\0\0\x18ftypisom" + b"\0" * 200, ["bad.mp4", "could not be read", "mp4"]),
+    ],
+)
 def test_broken_or_disguised_files_are_refused(owner, clean_media, name, data, fragments):
     assert_refused(post_files(owner, upload(name, data)), clean_media, *fragments)
 
 
 def test_one_bad_file_refuses_the_whole_upload(owner, clean_media):
-    response = post_files(owner, upload("a.png", png(seed=1)), upload("b.png", png(seed=2)),
-                          upload("virus.exe", b"MZ\x90\x00" + b"\0" * 64))
+    response = post_files(
+        owner,
+        upload("a.png", png(seed=1)),
+        upload("b.png", png(seed=2)),
+        upload("virus.exe", b"MZ\x90\x00" + b"\0" * 64),
+    )
     body = assert_refused(response, clean_media, "virus.exe", "program")
     assert [e["file"] for e in body["errors"]] == ["virus.exe"]
 
@@ -155,13 +185,21 @@ def test_every_problem_is_listed(owner, clean_media):
 
 
 def test_no_files(owner, clean_media):
-    assert_refused(owner.client().post("/api/v1/datasets", {"name": "x"}, format="multipart"), clean_media,
-                   "no files were sent")
+    assert_refused(
+        owner.client().post("/api/v1/datasets", {"name": "x"}, format="multipart"),
+        clean_media,
+        "no files were sent",
+    )
 
 
 def test_training_endpoint_refuses_the_same_way(owner, clean_media, sd15_model):
-    response = post_files(owner, upload("set.zip", zip_of([GOOD, ("../x.png", png(seed=4))])),
-                          url="/api/v1/trainings", name="Mira", description="my cat")
+    response = post_files(
+        owner,
+        upload("set.zip", zip_of([GOOD, ("../x.png", png(seed=4))])),
+        url="/api/v1/trainings",
+        name="Mira",
+        description="my cat",
+    )
     assert_refused(response, clean_media, "'..'")
 
 
@@ -172,8 +210,20 @@ def test_good_upload_is_re_encoded_without_metadata(owner, clean_media, media_ro
     exif[0x8825] = {2: (48.0, 51.0, 0.0), 1: "N"}  # GPS latitude
     jpeg = smooth_png(80, 48, seed=5, fmt="JPEG", exif=exif.tobytes())
     assert b"SpyCam" in jpeg
-    response = post_files(owner, upload("phone.jpg", jpeg), upload("set.zip", zip_of([("a/b.webp", smooth_png(
-        64, 64, seed=6, fmt="WEBP")), ("__MACOSX/a/._b.webp", b"junk"), (".DS_Store", b"junk")])))
+    response = post_files(
+        owner,
+        upload("phone.jpg", jpeg),
+        upload(
+            "set.zip",
+            zip_of(
+                [
+                    ("a/b.webp", smooth_png(64, 64, seed=6, fmt="WEBP")),
+                    ("__MACOSX/a/._b.webp", b"junk"),
+                    (".DS_Store", b"junk"),
+                ]
+            ),
+        ),
+    )
     assert response.status_code == 201, response.content
     items = list(DatasetItem.objects.order_by("position"))
     assert [i.source_name for i in items] == ["phone.jpg", "set.zip → a/b.webp"]
@@ -182,7 +232,12 @@ def test_good_upload_is_re_encoded_without_metadata(owner, clean_media, media_ro
     stored = (media_root / phone.key).read_bytes()
     assert b"SpyCam" not in stored and b"Exif" not in stored
     image = Image.open(io.BytesIO(stored))
-    assert image.format == "PNG" and not image.getexif() and "exif" not in image.info and "icc_profile" not in image.info
+    assert (
+        image.format == "PNG"
+        and not image.getexif()
+        and "exif" not in image.info
+        and "icc_profile" not in image.info
+    )
     assert phone.key.startswith(f"ws/{owner.workspace.pk}/datasets/")
 
 
@@ -207,4 +262,6 @@ def test_videos_are_frame_sampled(owner, clean_media, settings):
 
 def test_overlong_videos_are_refused(owner, clean_media, settings):
     settings.KIZY_TRAINING_UPLOAD_LIMITS = {"max_video_seconds": 1.0}
-    assert_refused(post_files(owner, upload("long.mp4", mp4(frames=12, fps=6))), clean_media, "long.mp4", "trim it")
+    assert_refused(
+        post_files(owner, upload("long.mp4", mp4(frames=12, fps=6))), clean_media, "long.mp4", "trim it"
+    )

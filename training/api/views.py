@@ -1,5 +1,6 @@
 """`/api/v1/datasets` and `/api/v1/trainings`: upload images, edit the goal and captions, see the checks,
 train a LoRA, follow it, cancel it. Writes need the `train` scope; reads need `read`."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ UUID_PATTERN = "[0-9a-fA-F-]{36}"
 
 
 def refused(exc: UploadRefused) -> Response:
-    return Response({"detail": str(exc), "code": "upload_refused", "errors": [p.as_dict() for p in exc.problems]},
-                    status=status.HTTP_400_BAD_REQUEST)
+    return Response(
+        {"detail": str(exc), "code": "upload_refused", "errors": [p.as_dict() for p in exc.problems]},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
 
 
 def uploaded(request: Request) -> list[tuple[str, Any]]:
@@ -48,7 +51,7 @@ def param_overrides(data: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         params.update(raw)
     elif raw not in (None, ""):
-        raise ValidationError({"params": "params must be a JSON object such as {\"steps\": 800}."})
+        raise ValidationError({"params": 'params must be a JSON object such as {"steps": 800}.'})
     for name in PARAM_BY_NAME:
         if name in data and name not in params:
             params[name] = data.get(name)
@@ -63,27 +66,40 @@ class GoalSerializer(serializers.Serializer[None]):
 
 
 class DatasetCreateSerializer(GoalSerializer):
-    images = serializers.ListField(child=serializers.FileField(), required=False,
-                                   help_text="PNG/JPEG/WebP images, MP4/WebM videos, or a zip of them.")
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        help_text="PNG/JPEG/WebP images, MP4/WebM videos, or a zip of them.",
+    )
 
 
 class CaptionsSerializer(serializers.Serializer[None]):
-    captions = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=1000),
-                                     help_text='{"<image id>": "caption", ...}; an empty caption is regenerated.')
+    captions = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=1000),
+        help_text='{"<image id>": "caption", ...}; an empty caption is regenerated.',
+    )
 
 
 class TrainingMetaSerializer(serializers.Serializer[None]):
     dataset = serializers.UUIDField(required=False, help_text="An existing dataset, instead of `images`.")
-    model = serializers.CharField(required=False, allow_blank=True,
-                                  help_text="Base model id (GET /api/v1/trainings/presets); default: the first one.")
+    model = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Base model id (GET /api/v1/trainings/presets); default: the first one.",
+    )
     webhook = serializers.URLField(required=False, allow_blank=True, default="")
     webhook_events_filter = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class TrainingCreateSerializer(GoalSerializer, TrainingMetaSerializer):
-    images = serializers.ListField(child=serializers.FileField(), required=False,
-                                   help_text="PNG/JPEG/WebP images, MP4/WebM videos, or a zip of them.")
-    params = serializers.JSONField(required=False, help_text="Overrides of the family preset, e.g. {\"steps\": 800}.")
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        help_text="PNG/JPEG/WebP images, MP4/WebM videos, or a zip of them.",
+    )
+    params = serializers.JSONField(
+        required=False, help_text='Overrides of the family preset, e.g. {"steps": 800}.'
+    )
 
 
 MODEL_PARAM = OpenApiParameter("model", str, required=False, description="Base model id the checks are for.")
@@ -102,13 +118,18 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
 
     def _checks(self, dataset: Dataset, request: Request) -> dict[str, Any] | None:
         model_id = request.query_params.get("model")
-        model = (trainable_model(workspace=self.workspace, id=model_id)[0] if model_id
-                 else default_trainable_model(workspace=self.workspace))
+        model = (
+            trainable_model(workspace=self.workspace, id=model_id)[0]
+            if model_id
+            else default_trainable_model(workspace=self.workspace)
+        )
         family = model.family if model else request.query_params.get("family", "")
         if family not in PRESETS:
             return None
         try:
-            params = resolve_params(family, {k: v for k, v in request.query_params.items() if k in PARAM_BY_NAME})
+            params = resolve_params(
+                family, {k: v for k, v in request.query_params.items() if k in PARAM_BY_NAME}
+            )
         except ParamError as exc:
             raise ValidationError({"params": exc.errors}) from exc
         return dataset_checks(dataset=dataset, family=family, params=params)
@@ -122,11 +143,17 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         goal = GoalSerializer(data=request.data)
         goal.is_valid(raise_exception=True)
         try:
-            change = services.dataset_create(auth=self.workspace_auth, files=uploaded(request), **goal.validated_data)
+            change = services.dataset_create(
+                auth=self.workspace_auth, files=uploaded(request), **goal.validated_data
+            )
         except UploadRefused as exc:
             return refused(exc)
-        return Response(dataset_payload(change.dataset, request, checks=self._checks(change.dataset, request),
-                                        notices=change.notices), status=status.HTTP_201_CREATED)
+        return Response(
+            dataset_payload(
+                change.dataset, request, checks=self._checks(change.dataset, request), notices=change.notices
+            ),
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(parameters=[MODEL_PARAM], responses=dict)
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -152,15 +179,21 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
             change = services.dataset_add_files(dataset=self.get_object(), files=uploaded(request))
         except UploadRefused as exc:
             return refused(exc)
-        return Response(dataset_payload(change.dataset, request, checks=self._checks(change.dataset, request),
-                                        notices=change.notices), status=status.HTTP_201_CREATED)
+        return Response(
+            dataset_payload(
+                change.dataset, request, checks=self._checks(change.dataset, request), notices=change.notices
+            ),
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=CaptionsSerializer, responses=dict)
     @action(detail=True, methods=["patch", "post"])
     def captions(self, request: Request, pk: str) -> Response:
         data = CaptionsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        dataset = services.dataset_set_captions(dataset=self.get_object(), captions=data.validated_data["captions"])
+        dataset = services.dataset_set_captions(
+            dataset=self.get_object(), captions=data.validated_data["captions"]
+        )
         return Response(dataset_payload(dataset, request, checks=self._checks(dataset, request)))
 
     @extend_schema(parameters=[MODEL_PARAM], responses=dict)
@@ -168,7 +201,9 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     def checks(self, request: Request, pk: str) -> Response:
         checks = self._checks(self.get_object(), request)
         if checks is None:
-            raise ValidationError({"model": "Install a base model (or pass ?family=sd15|sdxl|flux) to check against."})
+            raise ValidationError(
+                {"model": "Install a base model (or pass ?family=sd15|sdxl|flux) to check against."}
+            )
         return Response(checks)
 
     @action(detail=True, methods=["delete"], url_path=f"items/(?P<item_id>{UUID_PATTERN})")
@@ -202,9 +237,14 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(training_payload(self.get_object(), request))
 
-    @extend_schema(request={"multipart/form-data": TrainingCreateSerializer, "application/json": TrainingCreateSerializer},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-                   responses={201: dict})
+    @extend_schema(
+        request={
+            "multipart/form-data": TrainingCreateSerializer,
+            "application/json": TrainingCreateSerializer,
+        },
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: dict},
+    )
     def create(self, request: Request) -> Response:
         goal = GoalSerializer(data=request.data)
         goal.is_valid(raise_exception=True)
@@ -213,14 +253,22 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         files = uploaded(request)
         dataset_id = meta.validated_data.get("dataset")
         if bool(files) == bool(dataset_id):
-            raise ValidationError({"images": "Send the images (or a zip) in `images`, or an existing `dataset` id — "
-                                             "one of the two."})
+            raise ValidationError(
+                {
+                    "images": "Send the images (or a zip) in `images`, or an existing `dataset` id — "
+                    "one of the two."
+                }
+            )
         model_id = meta.validated_data.get("model")
         if not model_id:
             default = default_trainable_model(workspace=self.workspace)
             if default is None:
-                raise ValidationError({"model": "No base model is installed to train on; install an SD 1.5, SDXL or "
-                                                "Flux model from the catalog."})
+                raise ValidationError(
+                    {
+                        "model": "No base model is installed to train on; install an SD 1.5, SDXL or "
+                        "Flux model from the catalog."
+                    }
+                )
             model_id = str(default.pk)
         model, _ = trainable_model(workspace=self.workspace, id=model_id)
         overrides = param_overrides(request.data)
@@ -231,8 +279,9 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         created_dataset: Dataset | None = None
         if files:
             try:
-                created_dataset = services.dataset_create(auth=self.workspace_auth, files=files,
-                                                          **goal.validated_data).dataset
+                created_dataset = services.dataset_create(
+                    auth=self.workspace_auth, files=files, **goal.validated_data
+                ).dataset
             except UploadRefused as exc:
                 return refused(exc)
             dataset = created_dataset
@@ -242,19 +291,25 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
             goal_fields = {k: v for k, v in goal.validated_data.items() if k != "name"}
         try:
             submitted = services.training_submit(
-                auth=self.workspace_auth, dataset=dataset, model_id=model_id,
-                name=goal.validated_data.get("name", ""), params=overrides,
+                auth=self.workspace_auth,
+                dataset=dataset,
+                model_id=model_id,
+                name=goal.validated_data.get("name", ""),
+                params=overrides,
                 webhook=meta.validated_data.get("webhook", ""),
                 webhook_events_filter=meta.validated_data.get("webhook_events_filter"),
-                idempotency_key=request.headers.get("Idempotency-Key", ""), **goal_fields,
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+                **goal_fields,
             )
         except BaseException:
             if created_dataset is not None:
                 with transaction.atomic():
                     services.dataset_delete(dataset=created_dataset)
             raise
-        return Response(training_payload(submitted.job, request),
-                        status=status.HTTP_201_CREATED if submitted.created else status.HTTP_200_OK)
+        return Response(
+            training_payload(submitted.job, request),
+            status=status.HTTP_201_CREATED if submitted.created else status.HTTP_200_OK,
+        )
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -265,6 +320,8 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     def presets(self, request: Request) -> Response:
         """The presets per family, every parameter's bounds and explanation, and the models to train on."""
         body = describe_presets()
-        body["models"] = [{"id": str(m.pk), "name": m.name, "family": m.family, "is_demo": m.is_demo}
-                          for m in trainable_models(workspace=self.workspace)]
+        body["models"] = [
+            {"id": str(m.pk), "name": m.name, "family": m.family, "is_demo": m.is_demo}
+            for m in trainable_models(workspace=self.workspace)
+        ]
         return Response(body)

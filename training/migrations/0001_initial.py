@@ -8,118 +8,310 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('models_catalog', '0002_seed_intents'),
+        ("accounts", "0001_initial"),
+        ("models_catalog", "0002_seed_intents"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(help_text='What the LoRA will be called.', max_length=100)),
-                ('description', models.TextField(blank=True, help_text='What the images mean: who or what they show, or the style they share.', max_length=2000)),
-                ('goal_type', models.CharField(choices=[('subject', 'A subject (a person, a pet, an object, a character)'), ('style', "A style (a look, a medium, an artist's manner)")], default='subject', max_length=10)),
-                ('trigger_word', models.CharField(help_text='The word that calls the LoRA up in a prompt.', max_length=40)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='datasets', to='accounts.workspace')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(help_text="What the LoRA will be called.", max_length=100)),
+                (
+                    "description",
+                    models.TextField(
+                        blank=True,
+                        help_text="What the images mean: who or what they show, or the style they share.",
+                        max_length=2000,
+                    ),
+                ),
+                (
+                    "goal_type",
+                    models.CharField(
+                        choices=[
+                            ("subject", "A subject (a person, a pet, an object, a character)"),
+                            ("style", "A style (a look, a medium, an artist's manner)"),
+                        ],
+                        default="subject",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "trigger_word",
+                    models.CharField(help_text="The word that calls the LoRA up in a prompt.", max_length=40),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="datasets",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetItem',
+            name="DatasetItem",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('image', 'Image'), ('video_frame', 'Frame of a video')], default='image', max_length=12)),
-                ('source_name', models.CharField(help_text='The uploaded file (and frame) this came from.', max_length=300)),
-                ('key', models.CharField(help_text='Storage key of the re-encoded PNG.', max_length=300)),
-                ('sha256', models.CharField(max_length=64)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('phash', models.CharField(help_text='Perceptual hash, for near-duplicate checks.', max_length=16)),
-                ('caption', models.TextField(blank=True, max_length=1000)),
-                ('caption_auto', models.BooleanField(default=True, help_text='Still the generated caption (not edited by hand).')),
-                ('machine_caption', models.CharField(blank=True, help_text='What the captioning model saw, when one is installed.', max_length=300)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='training.dataset')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("image", "Image"), ("video_frame", "Frame of a video")],
+                        default="image",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "source_name",
+                    models.CharField(
+                        help_text="The uploaded file (and frame) this came from.", max_length=300
+                    ),
+                ),
+                ("key", models.CharField(help_text="Storage key of the re-encoded PNG.", max_length=300)),
+                ("sha256", models.CharField(max_length=64)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                (
+                    "phash",
+                    models.CharField(help_text="Perceptual hash, for near-duplicate checks.", max_length=16),
+                ),
+                ("caption", models.TextField(blank=True, max_length=1000)),
+                (
+                    "caption_auto",
+                    models.BooleanField(
+                        default=True, help_text="Still the generated caption (not edited by hand)."
+                    ),
+                ),
+                (
+                    "machine_caption",
+                    models.CharField(
+                        blank=True,
+                        help_text="What the captioning model saw, when one is installed.",
+                        max_length=300,
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="training.dataset",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'created_at'],
+                "ordering": ["position", "created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TrainingJob',
+            name="TrainingJob",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.TextField(blank=True, max_length=2000)),
-                ('goal_type', models.CharField(choices=[('subject', 'A subject (a person, a pet, an object, a character)'), ('style', "A style (a look, a medium, an artist's manner)")], default='subject', max_length=10)),
-                ('trigger_word', models.CharField(max_length=40)),
-                ('base_model_ref', models.CharField(help_text='Model-store reference the worker loads.', max_length=300)),
-                ('family', models.CharField(max_length=8)),
-                ('params', models.JSONField(default=dict, help_text='Resolved parameters (preset + overrides).')),
-                ('items', models.JSONField(default=list, help_text='Images and captions as frozen at submission.')),
-                ('sample_prompts', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('starting', 'Starting'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], db_index=True, default='starting', max_length=12)),
-                ('progress', models.FloatField(default=0.0)),
-                ('step', models.PositiveIntegerField(default=0)),
-                ('total_steps', models.PositiveIntegerField(default=0)),
-                ('loss_history', models.JSONField(blank=True, default=list, help_text='[step, loss, run] per executed step.')),
-                ('checkpoints', models.JSONField(blank=True, default=list, help_text="Each checkpoint's step and samples.")),
-                ('latest_checkpoint_step', models.PositiveIntegerField(blank=True, null=True)),
-                ('runs', models.JSONField(blank=True, default=list, help_text='Each attempt: worker, resumed from, first step.')),
-                ('lora_key', models.CharField(blank=True, max_length=300)),
-                ('kohya_key', models.CharField(blank=True, max_length=300)),
-                ('lora_sha256', models.CharField(blank=True, max_length=64)),
-                ('error', models.TextField(blank=True)),
-                ('logs', models.TextField(blank=True)),
-                ('reproducibility', models.JSONField(blank=True, default=dict)),
-                ('webhook', models.URLField(blank=True, max_length=1000)),
-                ('webhook_events_filter', models.JSONField(blank=True, default=list)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.apikey')),
-                ('base_model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='models_catalog.basemodel')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(blank=True, help_text='Empty once the dataset is deleted; `items` keeps what was trained on.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='training_jobs', to='training.dataset')),
-                ('lora', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='models_catalog.loraadapter')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_jobs', to='accounts.workspace')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.TextField(blank=True, max_length=2000)),
+                (
+                    "goal_type",
+                    models.CharField(
+                        choices=[
+                            ("subject", "A subject (a person, a pet, an object, a character)"),
+                            ("style", "A style (a look, a medium, an artist's manner)"),
+                        ],
+                        default="subject",
+                        max_length=10,
+                    ),
+                ),
+                ("trigger_word", models.CharField(max_length=40)),
+                (
+                    "base_model_ref",
+                    models.CharField(help_text="Model-store reference the worker loads.", max_length=300),
+                ),
+                ("family", models.CharField(max_length=8)),
+                (
+                    "params",
+                    models.JSONField(default=dict, help_text="Resolved parameters (preset + overrides)."),
+                ),
+                (
+                    "items",
+                    models.JSONField(default=list, help_text="Images and captions as frozen at submission."),
+                ),
+                ("sample_prompts", models.JSONField(blank=True, default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("starting", "Starting"),
+                            ("processing", "Processing"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="starting",
+                        max_length=12,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0)),
+                ("step", models.PositiveIntegerField(default=0)),
+                ("total_steps", models.PositiveIntegerField(default=0)),
+                (
+                    "loss_history",
+                    models.JSONField(
+                        blank=True, default=list, help_text="[step, loss, run] per executed step."
+                    ),
+                ),
+                (
+                    "checkpoints",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Each checkpoint's step and samples."
+                    ),
+                ),
+                ("latest_checkpoint_step", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "runs",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Each attempt: worker, resumed from, first step."
+                    ),
+                ),
+                ("lora_key", models.CharField(blank=True, max_length=300)),
+                ("kohya_key", models.CharField(blank=True, max_length=300)),
+                ("lora_sha256", models.CharField(blank=True, max_length=64)),
+                ("error", models.TextField(blank=True)),
+                ("logs", models.TextField(blank=True)),
+                ("reproducibility", models.JSONField(blank=True, default=dict)),
+                ("webhook", models.URLField(blank=True, max_length=1000)),
+                ("webhook_events_filter", models.JSONField(blank=True, default=list)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="models_catalog.basemodel",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty once the dataset is deleted; `items` keeps what was trained on.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="training_jobs",
+                        to="training.dataset",
+                    ),
+                ),
+                (
+                    "lora",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="models_catalog.loraadapter",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="training_jobs",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='dataset',
-            constraint=models.UniqueConstraint(fields=('workspace', 'trigger_word'), name='one_trigger_word_per_workspace'),
+            model_name="dataset",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "trigger_word"), name="one_trigger_word_per_workspace"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datasetitem',
-            constraint=models.UniqueConstraint(fields=('dataset', 'sha256'), name='no_identical_images_in_dataset'),
+            model_name="datasetitem",
+            constraint=models.UniqueConstraint(
+                fields=("dataset", "sha256"), name="no_identical_images_in_dataset"
+            ),
         ),
         migrations.AddIndex(
-            model_name='trainingjob',
-            index=models.Index(fields=['workspace', '-created_at'], name='training_tr_workspa_93e8c3_idx'),
+            model_name="trainingjob",
+            index=models.Index(fields=["workspace", "-created_at"], name="training_tr_workspa_93e8c3_idx"),
         ),
         migrations.AddConstraint(
-            model_name='trainingjob',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('workspace', 'idempotency_key'), name='one_training_per_idempotency_key'),
+            model_name="trainingjob",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("workspace", "idempotency_key"),
+                name="one_training_per_idempotency_key",
+            ),
         ),
     ]

@@ -10,7 +10,7 @@ from accounts.models import User
 from accounts.services import user_ensure_personal_workspace
 
 DEMO_EMAIL = "demo@kizy.local"
-DEMO_PASSWORD = "kizy-demo"
+DEMO_PASSWORD = "kizy-demo"  # noqa: S105 - the published demo login, refused in production
 
 
 class Command(BaseCommand):

@@ -3,6 +3,7 @@
 Useful to train without a Celery worker, to resume a job by hand after fixing a worker, and in the
 tests that kill a real worker process mid-training.
 """
+
 from __future__ import annotations
 
 from typing import Any
