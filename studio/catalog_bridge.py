@@ -85,10 +85,16 @@ def lora_choices(*, workspace: Workspace, model: BaseModel, picks: list[dict[str
     return choices
 
 
-def auto_loras(*, workspace: Workspace, prompt: str, model: BaseModel) -> list[dict[str, Any]]:
-    """The catalog's suggestion for this prompt and model, as {id, weight, reason} picks."""
+def auto_pick(*, workspace: Workspace, prompt: str, model: BaseModel | None) -> tuple[BaseModel, list[dict[str, Any]]]:
+    """The catalog's suggestion for this prompt: its model (unless the person chose one) and its LoRAs as
+    {id, weight, reason} picks, each with the reason the studio shows."""
     from models_catalog.suggest import suggest
 
     result = suggest(prompt=prompt, workspace=workspace, model=model)
-    return [{"id": str(lora["id"]), "weight": lora["weight"], "reason": lora["reason"]}
-            for lora in result.get("loras", []) if lora.get("installed", True)][:3]
+    if model is None:
+        suggested = (result.get("model") or {})
+        model = (model_entry(workspace=workspace, ref=str(suggested["id"]))
+                 if suggested.get("id") and suggested.get("installed") else default_model(workspace=workspace))
+    picks = [{"id": str(lora["id"]), "weight": lora["weight"], "reason": lora["reason"]}
+             for lora in result.get("loras", []) if lora.get("installed", True)][:3]
+    return model, picks

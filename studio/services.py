@@ -142,11 +142,12 @@ def generation_request_submit(
     serializer.is_valid(raise_exception=True)
     request = dict(serializer.validated_data)
     try:
-        model = (catalog_bridge.model_entry(workspace=auth.workspace, ref=request["model"]) if request["model"]
-                 else catalog_bridge.default_model(workspace=auth.workspace))
+        chosen = catalog_bridge.model_entry(workspace=auth.workspace, ref=request["model"]) if request["model"] else None
+        if request["loras"] == "auto":  # Auto also picks the model when the person did not
+            model, picks = catalog_bridge.auto_pick(workspace=auth.workspace, prompt=request["prompt"], model=chosen)
+        else:
+            model, picks = chosen or catalog_bridge.default_model(workspace=auth.workspace), request["loras"]
         known = {("model", str(model.pk)): catalog_bridge.installed_ref(model, "model")}
-        picks = (catalog_bridge.auto_loras(workspace=auth.workspace, prompt=request["prompt"], model=model)
-                 if request["loras"] == "auto" else request["loras"])
         loras = catalog_bridge.lora_choices(workspace=auth.workspace, model=model, picks=picks, known=known)
     except LookupError as exc:
         field = "loras" if "LoRA" in str(exc) else "model"

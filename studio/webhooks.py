@@ -228,3 +228,31 @@ def queue_job_webhooks(*, workspace_id: Any, kind: str, event: str, data: dict[s
         delivery_id = delivery.pk
         transaction.on_commit(lambda delivery_id=delivery_id: deliver_webhook.delay(delivery_id))
     return deliveries
+
+
+# --- workspace endpoints (settings) ----------------------------------------------------------------
+
+def endpoint_create(*, workspace: Workspace, url: str, events: list[str] | None, description: str = "") -> WebhookEndpoint:
+    from .services import WEBHOOK_EVENTS
+
+    check_destination_url(url)
+    chosen = sorted(set(events or []))
+    unknown = [event for event in chosen if event not in WEBHOOK_EVENTS]
+    if unknown:
+        raise ValidationError({"events": f"Unknown event(s) {', '.join(unknown)}; choose from "
+                                         f"{', '.join(WEBHOOK_EVENTS)} (none means all)."})
+    workspace_secret(workspace)  # make sure there is a secret to sign with
+    return WebhookEndpoint.objects.create(workspace=workspace, url=url, events=chosen, description=description[:200])
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def get_endpoint_for_workspace(*, workspace: Workspace, id: object) -> WebhookEndpoint:
+    from django.http import Http404
+
+    try:
+        return WebhookEndpoint.objects.get(workspace=workspace, id=id)
+    except (WebhookEndpoint.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such webhook endpoint in this workspace.") from exc

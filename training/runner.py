@@ -62,6 +62,14 @@ def renew_lease(job_id: str, owner: str) -> None:
     )
 
 
+def _renew_from_heartbeat(job_id: str, owner: str) -> None:
+    """Renewal from the heartbeat thread, which must not keep a database connection open after it."""
+    try:
+        renew_lease(job_id, owner)
+    finally:
+        connection.close()
+
+
 class TrainingEventSink:
     """gpu_workers TrainingEvents → the job row + websocket events, off the training loop.
 
@@ -252,7 +260,7 @@ def training_execute(*, job_id: str) -> str:
     started = time.monotonic()
     sink = TrainingEventSink(job, run=job.attempts)
     try:
-        with Heartbeat(lambda: renew_lease(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
+        with Heartbeat(lambda: _renew_from_heartbeat(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
             result = train_lora(
                 _spec(job),
                 model_path=Path(model_path),

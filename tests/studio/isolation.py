@@ -38,3 +38,26 @@ ROUTES = [
 ]
 
 TENANT_MODELS = [Generation, WebhookEndpoint, WebhookDelivery]
+
+
+def make_endpoint(persona: Persona) -> str:
+    return str(WebhookEndpoint.objects.create(workspace=persona.workspace, url="https://hooks.example.com/k").pk)
+
+
+def make_delivery(persona: Persona) -> str:
+    return WebhookDelivery.objects.create(id=f"msg_{persona.workspace.pk.hex[:12]}", workspace=persona.workspace,
+                                          url="https://hooks.example.com/k", event="completed", payload={}).pk
+
+
+ROUTES += [
+    Route("webhook-endpoint-list", "GET", "/api/v1/webhooks", "read"),
+    # example.com does not resolve from the test machine: the URL check answers 400 naming the field.
+    Route("webhook-endpoint-list", "POST", "/api/v1/webhooks", "admin", body={"url": "https://hooks.invalid/x"},
+          ok=400),
+    Route("webhook-endpoint-detail", "GET", "/api/v1/webhooks/{id}", "read", make=make_endpoint),
+    Route("webhook-endpoint-detail", "DELETE", "/api/v1/webhooks/{id}", "admin", make=make_endpoint, ok=204),
+    Route("webhook-delivery-list", "GET", "/api/v1/webhook-deliveries", "read"),
+    Route("webhook-delivery-detail", "GET", "/api/v1/webhook-deliveries/{id}", "read", make=make_delivery),
+    Route("webhook-secret", "GET", "/api/v1/webhooks/secret", "admin"),
+    Route("webhook-secret", "POST", "/api/v1/webhooks/secret", "admin"),
+]

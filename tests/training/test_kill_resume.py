@@ -34,7 +34,7 @@ def worker(env: dict[str, str], job_id: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_killed_worker_resumes_from_its_checkpoint(owner, sd15_model, settings, monkeypatch):
     monkeypatch.setattr("training.services.enqueue", lambda job: None)  # the worker processes below run it
     files = [upload("set.zip", zip_of([(f"{i}.png", smooth_png(64, 64, seed=i)) for i in range(4)]))]

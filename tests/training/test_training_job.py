@@ -41,7 +41,7 @@ def start_training(persona, **fields):
 
 
 # Trainings run in committed transactions, as in a worker: the lease heartbeat writes from its own thread.
-TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+TRANSACTIONAL = pytest.mark.django_db(transaction=True)
 
 
 @TRANSACTIONAL
