@@ -8,8 +8,10 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.helpers import screenshot_path
+
 from . import studio_fixtures
-from .studio_fixtures import REPO, Stack
+from .studio_fixtures import Stack
 
 # The stack and the logged-in page, visible to this module's tests.
 studio_stack = studio_fixtures.studio_stack
@@ -17,7 +19,7 @@ studio_page = studio_fixtures.studio_page
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOT = REPO / "docs" / "img" / "studio.png"
+
 RUN_TIMEOUT_MS = 180_000  # the first job on a cold worker imports the diffusers stack
 
 
@@ -104,11 +106,10 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
     for action in ("rerun", "vary", "use-as-guide"):
         expect(result.get_by_test_id(action)).to_be_visible()
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.locator("#advanced summary").click()  # closed, as a person first sees it
     page.set_viewport_size({"width": 1440, "height": 1240})
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path("studio.png")))
 
     page.get_by_role("link", name="Gallery", exact=True).first.click()
     tile = page.locator(f"[data-testid=gallery-item][data-generation-id='{generation_id}']")
