@@ -239,6 +239,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ModelFamilyEnum": "models_catalog.families.Family",
         "RunnableFamilyEnum": "models_catalog.families.RUNNABLE_FAMILY_CHOICES",
+        "WebhookDeliveryStatusEnum": "studio.models.DeliveryStatus",
+        "CatalogStatusEnum": "models_catalog.models.Status",
     },
 }
 

@@ -128,6 +128,9 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
             for key, value in request.POST.items()
             if key.startswith("caption-")
         }
+        # Only captions the person changed count as edits (the others follow the new description).
+        before = {str(item.pk): item.caption for item in dataset.items.all()}
+        edited = {item_id: text for item_id, text in captions.items() if before.get(item_id, text) != text}
         try:
             dataset = services.dataset_update(
                 dataset=dataset,
@@ -136,11 +139,6 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
                 goal_type=request.POST.get("goal_type", dataset.goal_type),
                 trigger_word=request.POST.get("trigger_word", dataset.trigger_word),
             )
-            edited = {
-                item_id: text
-                for item_id, text in captions.items()
-                if any(str(i.pk) == item_id and i.caption != text for i in dataset.items.all())
-            }
             if edited:
                 services.dataset_set_captions(dataset=dataset, captions=edited)
             if request.POST.get("action") == "train":

@@ -89,3 +89,34 @@ def mp4(frames: int = 12, width: int = 96, height: int = 64, fps: int = 6) -> by
             writer.send(frame.tobytes())
         writer.close()
         return open(handle.name, "rb").read()
+
+
+def build_tiny_captioner(folder) -> None:
+    """A random-weight BLIP captioning model, biased to say "cat": enough to show its words are used."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "on", "sofa", "[DEC]"]
+    tokenizer = BertTokenizer(vocab={word: index for index, word in enumerate(vocab)}, bos_token="[DEC]")
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer)
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
+    config = BlipConfig(
+        text_config={**small, "vocab_size": len(vocab), "encoder_hidden_size": 32, "bos_token_id": 9,
+                     "sep_token_id": 3, "pad_token_id": 0},
+        vision_config={**small, "image_size": 32, "patch_size": 8}, projection_dim=32,
+    )
+    model = BlipForConditionalGeneration(config)
+    with torch.no_grad():
+        bias = model.text_decoder.cls.predictions.bias
+        bias.fill_(-10.0)
+        bias[vocab.index("cat")] = 10.0
+    model.generation_config.max_new_tokens = 3
+    model.save_pretrained(folder, safe_serialization=True)
+    processor.save_pretrained(folder)

@@ -239,3 +239,20 @@ def test_members_can_train_and_delete_images(member, sd15_model):
         format="multipart",
     )
     assert added.status_code == 201 and len(added.json()["items"]) == 2
+
+
+def test_a_captioning_model_is_used_when_installed(owner, settings, tmp_path):
+    from training.services import captioner
+
+    from .helpers import build_tiny_captioner
+
+    settings.KIZY_MODEL_STORE = tmp_path
+    build_tiny_captioner(tmp_path / "local" / "captioner")
+    captioner.cache_clear()
+    try:
+        body = create_dataset(owner, [upload("a.png", smooth_png(64, 64, seed=1))], description="my cat")
+    finally:
+        captioner.cache_clear()
+    word = body["trigger_word"]
+    # What the model saw replaces the description in the caption; the trigger word stays.
+    assert body["items"][0]["caption"].startswith(f"a photo of {word}, cat cat")

@@ -12,6 +12,7 @@ import torch
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.files.storage import default_storage
+from django.db import connection
 
 from gpu_workers.models.store import ModelStore
 from kizy_site.asgi import application
@@ -26,6 +27,12 @@ from .conftest import FAST_PARAMS
 from .helpers import smooth_png, upload, zip_of
 
 ZIP = zip_of([(f"mira/{i}.png", smooth_png(64 + 16 * (i % 2), 64, seed=10 + i)) for i in range(4)])
+
+
+def close_this_threads_connection() -> None:
+    """Run through sync_to_async: closes the ORM thread's connection, which PostgreSQL's test
+    database teardown would otherwise find still open."""
+    connection.close()
 
 
 def start_training(persona, **fields):
@@ -253,6 +260,7 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
     assert checkpoint["step"] == 10 and checkpoint["samples"][0]["url"].startswith("http")
     assert received[-1]["lora"]["trigger_words"]
     await ws.disconnect()
+    await sync_to_async(close_this_threads_connection)()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -270,3 +278,4 @@ async def test_websocket_refuses_other_workspaces(owner, outsider, sd15_model, m
     )
     connected, code = await ws.connect()
     assert not connected and code == 4404
+    await sync_to_async(close_this_threads_connection)()

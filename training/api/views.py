@@ -109,6 +109,7 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """Training images with their captions, goal and trigger word."""
 
     queryset = Dataset.objects.all()
+    serializer_class = DatasetCreateSerializer
     scope_map = {"POST": "train", "PATCH": "train", "PUT": "train", "DELETE": "train"}
     lookup_value_regex = UUID_PATTERN
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -134,6 +135,7 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
             raise ValidationError({"params": exc.errors}) from exc
         return dataset_checks(dataset=dataset, family=family, params=params)
 
+    @extend_schema(operation_id="datasets_list", responses=dict)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset().prefetch_related("items"))
         return self.get_paginated_response([dataset_payload(d, request) for d in page or []])
@@ -155,7 +157,7 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(parameters=[MODEL_PARAM], responses=dict)
+    @extend_schema(operation_id="datasets_retrieve", parameters=[MODEL_PARAM], responses=dict)
     def retrieve(self, request: Request, pk: str) -> Response:
         dataset = self.get_object()
         return Response(dataset_payload(dataset, request, checks=self._checks(dataset, request)))
@@ -218,6 +220,7 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     """LoRA training jobs."""
 
     queryset = TrainingJob.objects.select_related("lora", "dataset")
+    serializer_class = TrainingCreateSerializer
     scope_map = {"POST": "train"}
     lookup_value_regex = UUID_PATTERN
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -230,10 +233,12 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
             queryset = queryset.filter(status__in=wanted.split(","))
         return queryset
 
+    @extend_schema(operation_id="trainings_list", responses=dict)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([training_payload(j, request) for j in page or []])
 
+    @extend_schema(operation_id="trainings_retrieve", responses=dict)
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(training_payload(self.get_object(), request))
 
