@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from studio.engine import flush_events
 from training.runner import training_execute
 
 
@@ -20,4 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("job_id", help="The training's id (GET /api/v1/trainings).")
 
     def handle(self, *args: Any, job_id: str, **options: Any) -> None:
-        self.stdout.write(training_execute(job_id=job_id))
+        outcome = training_execute(job_id=job_id)
+        flush_events()  # the last websocket events leave before this process does
+        self.stdout.write(outcome)
