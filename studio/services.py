@@ -142,7 +142,8 @@ def generation_request_submit(
     serializer.is_valid(raise_exception=True)
     request = dict(serializer.validated_data)
     try:
-        chosen = catalog_bridge.model_entry(workspace=auth.workspace, ref=request["model"]) if request["model"] else None
+        chosen = (catalog_bridge.model_entry(workspace=auth.workspace, ref=request["model"])
+                  if request["model"] else None)
         if request["loras"] == "auto":  # Auto also picks the model when the person did not
             model, picks = catalog_bridge.auto_pick(workspace=auth.workspace, prompt=request["prompt"], model=chosen)
         else:

@@ -232,7 +232,9 @@ def queue_job_webhooks(*, workspace_id: Any, kind: str, event: str, data: dict[s
 
 # --- workspace endpoints (settings) ----------------------------------------------------------------
 
-def endpoint_create(*, workspace: Workspace, url: str, events: list[str] | None, description: str = "") -> WebhookEndpoint:
+def endpoint_create(
+    *, workspace: Workspace, url: str, events: list[str] | None, description: str = "",
+) -> WebhookEndpoint:
     from .services import WEBHOOK_EVENTS
 
     check_destination_url(url)

@@ -12,7 +12,8 @@ import pytest
 
 from tests.browser import studio_fixtures
 from tests.browser.conftest import chromium_browser  # noqa: F401 - the browser fixture, shared
-from tests.browser.studio_fixtures import REPO, Stack
+from tests.browser.helpers import screenshot_path
+from tests.browser.studio_fixtures import Stack
 
 from .helpers import smooth_png, zip_of
 
@@ -22,7 +23,6 @@ studio_page = studio_fixtures.studio_page
 pytestmark = pytest.mark.browser
 
 RUN_TIMEOUT_MS = 300_000  # the worker's first job imports the diffusers stack
-SCREENSHOT = REPO / "docs" / "img" / "training.png"
 
 # Records every step count the training page shows, from the page itself.
 RECORD_STEPS = """
@@ -43,7 +43,6 @@ def test_upload_goal_train_progress_then_pick_in_studio(
 
     page = studio_page
     page.context.add_init_script(RECORD_STEPS)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     archive = tmp_path / "mira.zip"
     archive.write_bytes(
         zip_of([(f"mira/{i}.png", smooth_png(64 + 32 * (i % 2), 64, seed=20 + i)) for i in range(4)])
@@ -64,7 +63,7 @@ def test_upload_goal_train_progress_then_pick_in_studio(
     sd15 = page.locator("#model option[data-family=sd15]").first.get_attribute("value")
     page.select_option("#model", sd15)
     expect(page.locator("[data-check=count]")).to_contain_text("Few images")  # refreshed for SD 1.5
-    page.screenshot(path=str(SCREENSHOT.with_name("training-dataset.png")), full_page=True)
+    page.screenshot(path=str(screenshot_path("training-dataset.png")), full_page=True)
     page.locator("[data-testid=advanced] summary").click()
     for name, value in {
         "steps": 20,
@@ -93,7 +92,7 @@ def test_upload_goal_train_progress_then_pick_in_studio(
     assert "/files/ws/" in download and "signature=" in download
     fetched = page.request.get(download)
     assert fetched.status == 200 and fetched.body()[:8] != b""  # a signed, working download
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("training.png")), full_page=True)
 
     # The studio offers it for SD 1.5 models.
     page.get_by_test_id("use-in-studio").click()

@@ -279,3 +279,19 @@ async def test_websocket_refuses_other_workspaces(owner, outsider, sd15_model, m
     connected, code = await ws.connect()
     assert not connected and code == 4404
     await sync_to_async(close_this_threads_connection)()
+
+
+@pytest.mark.django_db
+def test_stale_trainings_are_queued_again(owner, sd15_model, django_capture_on_commit_callbacks, monkeypatch):
+    queued: list[str] = []
+    monkeypatch.setattr("training.services.enqueue", lambda job: queued.append(str(job.pk)))
+    with django_capture_on_commit_callbacks(execute=True):
+        stale_id = start_training(owner).json()["id"]
+        live_id = start_training(owner, name="Other").json()["id"]
+    queued.clear()
+    TrainingJob.objects.filter(pk=stale_id).update(status="processing", lease_owner="gone:1",
+                                                   lease_expires_at="2000-01-01T00:00:00Z")
+    TrainingJob.objects.filter(pk=live_id).update(status="processing", lease_owner="alive:1",
+                                                  lease_expires_at="2999-01-01T00:00:00Z")
+    assert runner.requeue_stale_trainings() == [stale_id]
+    assert queued == [stale_id]
