@@ -1,9 +1,12 @@
 """Shared fixtures: the personas every endpoint is tested with (owner, member, viewer, outsider)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role, Scope, User, Workspace
@@ -71,3 +74,37 @@ def outsider(db: None) -> Persona:
     workspace = workspace_create(name="Team B", owner=user)
     key = api_key_create(workspace=workspace, created_by=user, name="outsider key", scopes=Scope.values).secret
     return Persona(user=user, workspace=workspace, role=Role.OWNER, key=key)
+
+
+# --- for tests that start real worker or server processes ---------------------------------------
+
+
+def database_url() -> str:
+    """The test database as a URL a subprocess (worker, web server) can open."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(config["NAME"])
+        assert not name.startswith(("file:", ":memory:")), "subprocess tests need a file-backed test database"
+        return f"sqlite:///{name}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return (
+        f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
+    )
+
+
+def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": database_url(),
+            "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE),
+            "KIZY_DEVICE": "cpu",
+            "DJANGO_SETTINGS_MODULE": "kizy_site.settings",
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    env.update(extra)
+    return env

@@ -14,8 +14,8 @@ import pytest
 from kizy_site.celery import app as celery_app
 from studio.models import Generation, WebhookDelivery
 from studio.runner import acquire_lease, generation_execute, requeue_stale_jobs
+from tests.conftest import subprocess_env
 from tests.studio.test_webhooks import Receiver
-from tests.training.conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
 GRAPH = {

@@ -3,16 +3,13 @@ for it, small training settings, and what a subprocess worker needs to share the
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import LazySettings
-from django.db import connection
 
 from models_catalog.models import BaseModel
 
@@ -92,32 +89,3 @@ def clean_media(media_root: Path) -> Path:
     return media_root
 
 
-def database_url() -> str:
-    """The test database as a URL a subprocess (worker, web server) can open."""
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
-        name = str(config["NAME"])
-        assert not name.startswith(("file:", ":memory:")), "subprocess tests need a file-backed test database"
-        return f"sqlite:///{name}"
-    user = config.get("USER") or ""
-    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return (
-        f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
-    )
-
-
-def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": database_url(),
-            "KIZY_MODEL_STORE": str(settings.KIZY_MODEL_STORE),
-            "KIZY_DEVICE": "cpu",
-            "DJANGO_SETTINGS_MODULE": "kizy_site.settings",
-            "PYTHONUNBUFFERED": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-    )
-    env.update(extra)
-    return env

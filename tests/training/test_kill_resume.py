@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from tests.conftest import subprocess_env
 from training.models import TrainingJob
 
-from .conftest import FAST_PARAMS, subprocess_env
+from .conftest import FAST_PARAMS
 from .helpers import smooth_png, upload, zip_of
 
 REPO = Path(__file__).resolve().parents[2]
