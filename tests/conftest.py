@@ -12,6 +12,11 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role, Scope, User, Workspace
 from accounts.services import api_key_create, workspace_create
 
+# The real stack (web + worker) for browser tests, defined once here so the studio's and training's
+# browser tests share one instance: two stacks would share the stack's Redis database, and one's worker
+# would take the other's tasks.
+from tests.browser.studio_fixtures import studio_page, studio_stack  # noqa: F401
+
 
 @dataclass
 class Persona:

@@ -10,12 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.helpers import screenshot_path
 
-from . import studio_fixtures
 from .studio_fixtures import Stack
-
-# The stack and the logged-in page, visible to this module's tests.
-studio_stack = studio_fixtures.studio_stack
-studio_page = studio_fixtures.studio_page
 
 pytestmark = pytest.mark.browser
 

@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.browser import studio_fixtures
 from tests.browser.conftest import chromium_browser  # noqa: F401 - the browser fixture, shared
 from tests.browser.helpers import screenshot_path
 from tests.browser.studio_fixtures import Stack
 
 from .helpers import smooth_png, zip_of
-
-studio_stack = studio_fixtures.studio_stack
-studio_page = studio_fixtures.studio_page
 
 pytestmark = pytest.mark.browser
 
