@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from ..access import store_ref_of
 from ..families import RUNNABLE_FAMILY_CHOICES, Rating
-from ..models import BaseModel, CatalogEntry, Download, Intent, LoraAdapter, ModelFile
+from ..models import BaseModel, CatalogEntry, Download, Intent, LoraAdapter, ModelFile, visible_q
 
 
 class FileSerializer(serializers.ModelSerializer):
@@ -43,6 +43,9 @@ class _EntrySerializer(serializers.ModelSerializer):
     thumbnail_url = serializers.CharField(read_only=True)
     files = FileSerializer(many=True, read_only=True)
     ready = serializers.SerializerMethodField(help_text="True when a worker can load it now.")
+    same_as = serializers.SerializerMethodField(
+        help_text="The first entry with the same file (SHA-256) that you can see, or null."
+    )
 
     common_fields = [
         "id",
@@ -98,6 +101,17 @@ class _EntrySerializer(serializers.ModelSerializer):
     def get_ready(self, entry: CatalogEntry) -> bool:
         return store_ref_of(entry) is not None
 
+    def _requesting_workspace(self) -> Any:
+        view = self.context.get("view")
+        return getattr(view, "workspace", None) if view is not None else self.context.get("workspace")
+
+    def get_same_as(self, entry: CatalogEntry) -> str | None:
+        """Only a target the requester may open: never another workspace's private entry (T3)."""
+        if entry.same_as_id is None:
+            return None
+        visible = type(entry).objects.filter(visible_q(self._requesting_workspace()), pk=entry.same_as_id)
+        return str(entry.same_as_id) if visible.exists() else None
+
 
 class ModelOutputSerializer(_EntrySerializer):
     class Meta:
@@ -149,9 +163,7 @@ class LoraImportInputSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A .safetensors LoRA (multipart upload).")
     name = serializers.CharField(required=False, max_length=200, allow_blank=True)
     family = serializers.ChoiceField(choices=RUNNABLE_FAMILY_CHOICES, required=False)
-    trigger_words = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=20
-    )
+    trigger_words = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=20)
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=20)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -169,9 +181,7 @@ class LoraImportOutputSerializer(serializers.Serializer):
 
 class SuggestInputSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=2000, trim_whitespace=True)
-    model = serializers.UUIDField(
-        required=False, allow_null=True, help_text="Keep this base model; pick the rest."
-    )
+    model = serializers.UUIDField(required=False, allow_null=True, help_text="Keep this base model; pick the rest.")
 
 
 class CompatibilityOutputSerializer(serializers.Serializer):

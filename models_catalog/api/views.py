@@ -117,7 +117,8 @@ class LoraViewSet(CatalogViewSet):
                 tags=values.get("tags"),
             )
         body = LoraImportOutputSerializer(
-            {"lora": result.lora, "download": result.download, "created": result.created}
+            {"lora": result.lora, "download": result.download, "created": result.created},
+            context=self.get_serializer_context(),
         ).data
         return Response(body, status=status.HTTP_202_ACCEPTED if result.download else status.HTTP_201_CREATED)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..families import RUNNABLE_FAMILIES
@@ -88,17 +89,19 @@ def _set_tags(entry: CatalogEntry, names: list[str]) -> None:
 
 
 def entry_link_same_file(entry: CatalogEntry) -> None:
-    """Cross-link by SHA-256: point at the oldest other entry with the same primary file, any source."""
+    """Cross-link by SHA-256: point at the oldest entry with the same primary file that the entry's own
+    scope can see (public rows for a public entry; public rows plus its own workspace's for a private
+    one), so a link never names another workspace's private entry (T3)."""
     if not entry.sha256:
         return
-    first = (
-        type(entry).objects.filter(sha256=entry.sha256).exclude(pk=entry.pk).order_by("created_at").first()
-    )
-    if first is not None:
-        target = first.same_as_id or first.pk
-        if entry.same_as_id != target:
-            type(entry).objects.filter(pk=entry.pk).update(same_as_id=target)
-            entry.same_as_id = target
+    scope = Q(workspace__isnull=True)
+    if entry.workspace_id is not None:
+        scope |= Q(workspace_id=entry.workspace_id)
+    first = type(entry).objects.filter(scope, sha256=entry.sha256).exclude(pk=entry.pk).order_by("created_at").first()
+    target = first.pk if first is not None else None  # the oldest in scope is the root of its chain
+    if entry.same_as_id != target:
+        type(entry).objects.filter(pk=entry.pk).update(same_as_id=target)
+        entry.same_as_id = target
 
 
 @transaction.atomic
@@ -132,13 +135,7 @@ def entry_upsert(*, item: UpstreamItem, workspace: Any = None, created_by: Any =
         setattr(entry, field, getattr(item, field))
     primary = item.primary_file
     new_sha = primary.sha256 if primary else ""
-    if (
-        not created
-        and entry.sha256
-        and new_sha
-        and entry.sha256 != new_sha
-        and entry.status == Status.INSTALLED
-    ):
+    if not created and entry.sha256 and new_sha and entry.sha256 != new_sha and entry.status == Status.INSTALLED:
         entry.status, entry.store_ref = Status.AVAILABLE, ""
         entry.status_message = "The source published different weights for this version; install again."
     if entry.status == Status.WITHDRAWN:

@@ -99,11 +99,7 @@ def test_lora_filters(owner: Any, catalog: dict[str, Any]) -> None:
     assert _names(client.get("/api/v1/loras?visibility=private")) == ["Team secret style"]
     first = client.get("/api/v1/loras").json()["results"][0]
     assert first["name"] == "Cel shade", "featured first"
-    assert (
-        first["intents"] == ["anime"]
-        and first["tags"] == ["style"]
-        and first["trigger_words"] == ["celshade"]
-    )
+    assert first["intents"] == ["anime"] and first["tags"] == ["style"] and first["trigger_words"] == ["celshade"]
 
 
 def test_models_and_intents(viewer: Any, catalog: dict[str, Any]) -> None:
@@ -176,9 +172,7 @@ def test_upload_import_is_private_and_checked(member: Any, outsider: Any, store:
     again = member.client().post(
         "/api/v1/loras/import", {"file": buffer(data, "again.safetensors")}, format="multipart"
     )
-    assert (
-        again.status_code == 201 and again.json()["lora"]["id"] == lora["id"] and not again.json()["created"]
-    )
+    assert again.status_code == 201 and again.json()["lora"]["id"] == lora["id"] and not again.json()["created"]
 
 
 @pytest.mark.parametrize(
@@ -250,3 +244,63 @@ def test_import_by_civitai_link_reports_unknown_models(member: Any, civitai: Fak
         "/api/v1/loras/import", {"civitai_url": "https://civitai.com/models/404404"}, format="json"
     )
     assert response.status_code == 400 and "does not know that model" in response.json()["detail"]
+
+
+def test_same_file_links_never_name_another_workspaces_private_lora(member: Any, outsider: Any, store: Any) -> None:
+    """T3: the SHA-256 cross-link stays inside what each workspace can see, in every detail."""
+    from models_catalog.normalize.types import UpstreamFile, UpstreamItem
+    from models_catalog.services.upsert import entry_link_same_file, entry_upsert
+
+    data = lora_bytes(seed=21)
+    mine = member.client().post(
+        "/api/v1/loras/import", {"file": buffer(data, "ours.safetensors"), "name": "Ours"}, format="multipart"
+    )
+    assert mine.status_code == 201, mine.content
+    mine_id = mine.json()["lora"]["id"]
+    theirs = outsider.client().post(
+        "/api/v1/loras/import",
+        {"file": buffer(data, "theirs.safetensors"), "name": "Theirs"},
+        format="multipart",
+    )
+    assert theirs.status_code == 201, theirs.content
+    theirs_id = theirs.json()["lora"]["id"]
+    assert theirs_id != mine_id
+    assert LoraAdapter.objects.get(pk=theirs_id).same_as_id is None, "linked only inside its own scope"
+    assert theirs.json()["lora"]["same_as"] is None
+    assert mine_id not in str(outsider.client().get(f"/api/v1/loras/{theirs_id}").content)
+
+    # A later public sync of the same file: the public row links to no private row either.
+    digest = LoraAdapter.objects.get(pk=mine_id).sha256
+    file = UpstreamFile(name="pub.safetensors", size_bytes=len(data), sha256=digest, is_primary=True)
+    item = UpstreamItem(
+        kind="lora",
+        source="civitai",
+        external_id="77",
+        external_version="7701",
+        name="Public twin",
+        family="sd15",
+        files=[file],
+    )
+    public = entry_upsert(item=item).entry
+    LoraAdapter.objects.filter(pk=public.pk).update(approved=True)
+    assert LoraAdapter.objects.get(pk=public.pk).same_as_id is None
+    for persona in (member, outsider):
+        body = persona.client().get(f"/api/v1/loras/{public.pk}").json()
+        assert body["same_as"] is None
+        assert mine_id not in str(body) and theirs_id not in str(body)
+        listing = str(persona.client().get("/api/v1/loras").json())
+        other = theirs_id if persona is member else mine_id
+        assert other not in listing, "another workspace's id appears nowhere in the list"
+        suggestion = persona.client().post("/api/v1/suggest", {"prompt": "tstyle portrait"}, format="json")
+        assert other not in str(suggestion.json())
+
+    # A private copy made after the public row links to the public row, which its owner can open.
+    LoraAdapter.objects.filter(pk=mine_id).update(same_as=None)
+    entry = LoraAdapter.objects.get(pk=mine_id)
+    LoraAdapter.objects.filter(pk=public.pk).update(created_at=entry.created_at.replace(year=2000))
+    entry_link_same_file(entry)
+    assert LoraAdapter.objects.get(pk=mine_id).same_as_id == public.pk
+    assert member.client().get(f"/api/v1/loras/{mine_id}").json()["same_as"] == str(public.pk)
+    # ...and the link disappears from the answer once the public row is hidden from the requester.
+    LoraAdapter.objects.filter(pk=public.pk).update(hidden=True)
+    assert member.client().get(f"/api/v1/loras/{mine_id}").json()["same_as"] is None
