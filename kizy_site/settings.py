@@ -179,6 +179,13 @@ STORAGES = {
 
 # --- Redis: Celery broker, channel layer, rate limits ----------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL and PRODUCTION:  # an embedded Redis per process: web and workers would never meet
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "Set REDIS_URL in production (e.g. redis://host:6379/0), the same on the web server and every worker: "
+        "without it each process starts its own private Redis, and queued jobs never reach a worker."
+    )
 if not REDIS_URL:
     from .embedded_redis import embedded_redis_url
 

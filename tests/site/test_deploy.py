@@ -14,7 +14,7 @@ from django.conf import settings
 REPO = Path(settings.BASE_DIR)
 
 
-def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZY_", "DJANGO_", "SECURE_"))}
     env.update(
         KIZY_ENV="production",
@@ -23,8 +23,14 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         ALLOWED_HOSTS="kizy.example.com",
         DEBUG="false",
         REDIS_URL=settings.REDIS_URL,
+        # `check` never connects, so a PostgreSQL URL nobody serves is enough to leave SQLite behind.
+        DATABASE_URL=os.environ.get("DATABASE_URL") or "postgres://kizy:kizy@127.0.0.1:1/kizy",
     )
-    env.update(overrides)
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -52,6 +58,8 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str
         "deploy": manage(production_env(home / "a"), "check", "--deploy", "--fail-level", "WARNING"),
         "wildcard": manage(production_env(home / "b", ALLOWED_HOSTS="*"), "check"),
         "settings": manage(production_env(home / "c"), "shell", "-c", probe),
+        "no-redis": manage(production_env(home / "d", REDIS_URL=None), "check"),
+        "sqlite": manage(production_env(home / "e", DATABASE_URL=None), "check", "--deploy", "--fail-level", "WARNING"),
     }
     results = {}
     for name, process in running.items():
@@ -70,6 +78,21 @@ def test_a_wildcard_allowed_host_is_refused_in_production(checks) -> None:
     returncode, output = checks["wildcard"]
     assert returncode != 0
     assert "ALLOWED_HOSTS must name your hosts in production; '*' is refused." in output
+
+
+def test_production_without_redis_url_refuses_to_start(checks) -> None:
+    """Each process would otherwise start its own embedded Redis, and the web's jobs would reach no worker."""
+    returncode, output = checks["no-redis"]
+    assert returncode != 0
+    assert "ImproperlyConfigured: Set REDIS_URL in production" in output
+    assert "System check identified no issues" not in output
+
+
+def test_check_deploy_flags_sqlite_in_production(checks) -> None:
+    returncode, output = checks["sqlite"]
+    assert returncode != 0, output
+    assert "(kizy.W001) The production profile is using SQLite" in output
+    assert "Set DATABASE_URL to a PostgreSQL database" in output
 
 
 def test_production_settings_are_hardened(checks) -> None:
