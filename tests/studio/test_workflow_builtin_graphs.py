@@ -1,0 +1,68 @@
+"""Graphs of built-in nodes over the workflow API, on the demo catalog (tiny random-weight models)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio
+import pytest
+
+from studio.models import Generation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="session")
+def tiny_video_files() -> None:
+    from models_catalog.demo import ensure_tiny_models
+
+    ensure_tiny_models(("video",))
+
+
+@pytest.fixture
+def video_model(db, tiny_video_files) -> str:
+    from models_catalog.demo import load_demo_catalog
+
+    [model] = load_demo_catalog(generate=False, families=("video",)).models
+    assert model.family == "video" and model.is_demo and "tiny" in model.name
+    return str(model.pk)
+
+
+def _download(client, url: str) -> bytes:
+    response = client.get(url.replace("http://testserver", ""))
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def _mp4_frames(data: bytes, tmp_path: Path) -> list:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    return [frame for frame in imageio.get_reader(str(path), format="FFMPEG")]
+
+
+def test_a_text_to_video_graph_on_the_demo_catalog_returns_an_mp4(
+    owner, video_model, django_capture_on_commit_callbacks, client, tmp_path
+):
+    graph = {
+        "nodes": {
+            "model": {"type": "load_model", "inputs": {"ref": video_model}},
+            "clip": {"type": "text_to_video", "inputs": {
+                "model": {"node": "model", "output": "model"}, "prompt": "a boat on a lake",
+                "frames": 4, "width": 64, "height": 64, "steps": 2, "seed": 3, "fps": 8}},
+            "save": {"type": "save_video", "inputs": {"video": {"node": "clip", "output": "video"}}},
+        },
+        "outputs": ["save"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner.client().post("/api/v1/workflows", {"graph": graph}, format="json")
+    assert response.status_code == 201, response.json()
+    job = owner.client().get(f"/api/v1/workflows/{response.json()['id']}").json()
+    assert job["status"] == "succeeded", job["error"]
+    [output] = job["outputs"]
+    assert (output["kind"], output["content_type"], output["frames"]) == ("video", "video/mp4", 4)
+    assert output["key"].startswith(f"ws/{owner.workspace.pk}/") and output["key"].endswith(".mp4")
+    mp4 = _download(client, output["url"])
+    assert mp4[4:8] == b"ftyp"  # an MP4 container
+    frames = _mp4_frames(mp4, tmp_path)
+    assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
+    assert job["reproducibility"]["nodes"]["clip"]["type"] == "text_to_video"
+    assert Generation.objects.get(pk=job["id"]).status == "succeeded"
