@@ -51,10 +51,45 @@ def clean_image_bytes(data: bytes) -> tuple[bytes, int, int]:
     return out.getvalue(), rgb.width, rgb.height
 
 
+def _storage_url_prefix() -> str | None:
+    """Where the configured S3/R2 storage's links to keys start (`https://host/bucket/location/`), or
+    None on the filesystem backend. Learnt from the storage's own link to a probe key, so the bucket,
+    custom domain and `AWS_LOCATION` are stripped exactly as the storage adds them."""
+    from django.core.files.storage import storages
+
+    from kizy_site.storage import PrivateFileSystemStorage
+
+    backend = storages["default"]
+    if isinstance(backend, PrivateFileSystemStorage):
+        return None
+    probe = "ws/kizy-probe/artifacts/probe.png"
+    parts = urlsplit(str(backend.url(probe)))
+    path = unquote(parts.path)
+    if not path.endswith(probe):
+        return None
+    return f"{parts.scheme}://{parts.netloc}{path[: -len(probe)]}" if parts.netloc else path[: -len(probe)]
+
+
+def _key_from_link(value: str) -> str:
+    """The storage key a link points at: `/files/<key>`, a presigned URL of this site's bucket, or a bare key."""
+    if "://" not in value and not value.startswith("/"):
+        return value
+    parts = urlsplit(value)
+    path = unquote(parts.path)
+    if "/files/" in path:  # read from this site's storage by key, never fetched over the network
+        return path.split("/files/", 1)[1]
+    prefix = _storage_url_prefix()
+    if prefix is not None:
+        here = f"{parts.scheme}://{parts.netloc}{path}" if parts.netloc else path
+        if here.startswith(prefix):
+            return here[len(prefix):]
+    return ""
+
+
 def _own_file_key(value: str, workspace: Workspace) -> str | None:
-    """A `/files/<key>?…` link or a bare key of this workspace; None when it is not such a reference."""
-    path = unquote(urlsplit(value).path) if "://" in value or value.startswith("/files/") else value
-    key = path.split("/files/", 1)[1] if "/files/" in path else path
+    """A `/files/<key>?…` link, a presigned link into this site's bucket, or a bare key (the outputs'
+    `key`); None when it is none of these. Keys of another workspace are refused (T3)."""
+    key = _key_from_link(value)
     if not key.startswith("ws/"):
         return None
     try:

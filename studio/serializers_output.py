@@ -19,6 +19,9 @@ def output_files(generation: Generation, request: HttpRequest | None = None, *,
         url = signed_url(item["key"])
         files.append({
             "url": absolute(request, url) if absolute_urls else url,
+            # A stable reference to the workspace's own file (the signed URL expires): give it back as
+            # `image` to use this output as the next guide image.
+            "key": item["key"],
             **{k: item[k] for k in ("kind", "content_type", "width", "height", "frames", "fps", "sha256", "node")
                if k in item},
         })

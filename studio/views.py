@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from accounts.models import Scope, Workspace
 from models_catalog.access import visible_loras, visible_models
+from models_catalog.families import Family
 from models_catalog.selectors import installed_models
 
 from .access import generations_for_workspace, get_generation_for_workspace
@@ -100,6 +101,45 @@ def _model_records(models: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _studio_default_model(workspace: Workspace) -> str:
+    """The model the picker starts on: the workspace's default (Settings), else the catalog's pick."""
+    from .catalog_bridge import default_model
+
+    try:
+        return str(default_model(workspace=workspace).pk)
+    except LookupError:
+        return ""
+
+
+def _lora_start(request: HttpRequest, workspace: Workspace, lora_id: str) -> dict[str, Any]:
+    """`?lora=<id>` (the training page's "Use in the studio"): that LoRA picked at its default weight,
+    on a model of its family. Unknown or another workspace's ids get a message, and the studio starts
+    as usual (T3: `lora_entry` only sees this workspace's catalog)."""
+    from .catalog_bridge import lora_entry
+
+    try:
+        lora = lora_entry(workspace=workspace, ref=lora_id)
+    except LookupError:
+        messages.warning(request, "That LoRA is not in this workspace's catalog, so nothing was picked.")
+        return {}
+    if lora.status != "installed" or not lora.store_ref:
+        messages.warning(request, f"The LoRA “{lora.name}” is not installed yet ({lora.get_status_display()}); "
+                                  "install it from the catalog, then try again.")
+        return {}
+    family = lora.detected_family or lora.family
+    models = installed_models(workspace).exclude(store_ref="")
+    default = _studio_default_model(workspace)
+    model = (models.filter(pk=default, family=family).first() if default else None) or (
+        models.filter(family=family).order_by("-featured", "-approved", "name").first())
+    if model is None:
+        label = Family(family).label if family in Family.values else family
+        messages.warning(request, f"The LoRA “{lora.name}” is for {label} models, and no such "
+                                  "model is installed. Install one from the catalog to use it.")
+        return {}
+    return {"model": str(model.pk), "lora": {"id": str(lora.pk), "name": lora.name, "family": family,
+                                             "weight": float(lora.recommended_weight)}}
+
+
 def _rerunnable(generation: Generation) -> bool:
     request = generation.request or {}
     return generation.source != Source.WORKFLOW and bool(request.get("prompt")) and bool(request.get("model"))
@@ -123,7 +163,10 @@ def studio(request: HttpRequest) -> HttpResponse:
             if (index := request.GET.get("guide", "")).isdigit():
                 files = output_files(generation, request) if generation.status == "succeeded" else []
                 if int(index) < len(files):
-                    start["guide"] = {"url": files[int(index)]["url"], "name": f"Output {int(index) + 1}"}
+                    start["guide"] = {"url": files[int(index)]["url"], "key": files[int(index)]["key"],
+                                      "name": f"Output {int(index) + 1}"}
+    if (lora_id := request.GET.get("lora", "").strip()) and "prefill" not in start and "watch" not in start:
+        start.update(_lora_start(request, workspace, lora_id))
     recent = list(_workspace_generations(request)[:RECENT_IN_STUDIO])
     config = {
         "urls": {
@@ -139,6 +182,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         "schedulers": list(SCHEDULERS),
         "node_words": NODE_WORDS,
         "can_generate": _can_generate(request),
+        "default_model": _studio_default_model(workspace),
         **start,
     }
     return render(request, "studio/studio.html", {

@@ -204,7 +204,7 @@
       picks: [],           // [{id, name, weight, reason}]
       suggestion: null,
       suggestSeq: 0,
-      modelChosen: Boolean(config.prefill && config.prefill.model),
+      modelChosen: Boolean((config.prefill && config.prefill.model) || config.model),
       modelPicked: null,   // the model Auto chose, with its reason
       guide: null,         // {file} | {url, name}
       guideObjectUrl: null,
@@ -237,8 +237,10 @@
         option.dataset.family = m.family || "";
         modelSelect.appendChild(option);
       });
-      const wanted = config.prefill && config.prefill.model;
-      if (wanted && usable.some((m) => String(m.id) === String(wanted))) modelSelect.value = wanted;
+      // A stored request's model, else the LoRA's (?lora=), else the workspace default (Settings).
+      const wanted = [config.prefill && config.prefill.model, config.model, config.default_model]
+        .find((id) => id && usable.some((m) => String(m.id) === String(id)));
+      if (wanted) modelSelect.value = String(wanted);
       await onModelChange(false);
     }
 
@@ -330,7 +332,7 @@
         row.className = "studio-lora-weight";
         const slider = document.createElement("input");
         slider.type = "range";
-        slider.min = "-1";
+        slider.min = "-2";  // the API's range
         slider.max = "2";
         slider.step = "0.05";
         slider.value = String(pick.weight);
@@ -595,7 +597,9 @@
       if (state.guide) {
         data.append("strength", strength.value);
         if (state.guide.file) data.append("image", state.guide.file, state.guide.file.name || "guide.png");
-        else data.append("image", state.guide.url);
+        // An output of this workspace goes by its storage key: signed links expire, and S3/R2 links are
+        // other web addresses the server does not fetch.
+        else data.append("image", state.guide.key || state.guide.url);
       }
       return data;
     }
@@ -867,7 +871,7 @@
 
     function onResultAction(action, job, file) {
       if (action === "guide") {
-        setGuide({ url: file.url, name: "Generated image" });
+        setGuide({ url: file.url, key: file.key, name: "Generated image" });
         document.getElementById("guide-drop").scrollIntoView({ block: "nearest", behavior: "smooth" });
         if (window.Kizy && window.Kizy.toast) window.Kizy.toast("The image is now the guide image.", { level: "success" });
         return;
@@ -904,9 +908,16 @@
     }
 
     if (config.prefill) prefill(config.prefill);
-    if (config.guide) setGuide({ url: config.guide.url, name: config.guide.name });
+    else if (config.lora) {
+      // Arrived from "Use in the studio": this LoRA, at its default weight, on a model of its family.
+      autoSwitch.checked = false;
+      $("#lora-auto-help").textContent = "The LoRA you came for is picked; switch Auto on to let Kizy choose instead.";
+      state.picks = [{ id: String(config.lora.id), name: config.lora.name, weight: Number(config.lora.weight),
+        family: config.lora.family || "", reason: "" }];
+    }
+    if (config.guide) setGuide({ url: config.guide.url, key: config.guide.key, name: config.guide.name });
     else setGuide(null);
-    loadModels().then(() => { if (!config.prefill) scheduleSuggest(0); });
+    loadModels().then(() => { if (!config.prefill && !config.lora) scheduleSuggest(0); });
     if (config.watch) watch(config.watch);
     setBusy(Boolean(state.run && !state.run.done));
     window.addEventListener("pagehide", stopRun);

@@ -298,3 +298,49 @@ def test_a_viewer_gets_no_rerun_buttons(owner, viewer):
     assert 'data-testid="detail-rerun"' not in html
     assert 'data-testid="detail-use-as-guide"' not in html
     assert 'data-testid="detail-download"' in html
+
+
+# --- "Use in the studio" (?lora=) and the starting model ---------------------------------------------
+
+def lora_of(family: str, *, workspace=None, name="Watercolor", installed=True, weight=0.65) -> LoraAdapter:
+    return LoraAdapter.objects.create(
+        name=name, source="local", external_id=f"{name.lower()}-{uuid.uuid4().hex[:6]}", family=family,
+        approved=True, workspace=workspace, status="installed" if installed else "available",
+        store_ref=f"local:{name.lower()}" if installed else "", recommended_weight=weight)
+
+
+def test_use_in_the_studio_picks_the_lora_and_a_model_of_its_family(owner):
+    catalog_model("Big SDXL", demo=True, family="sdxl")
+    sd15 = catalog_model("Tiny SD", demo=True, family="sd15")
+    mine = lora_of("sd15", workspace=owner.workspace, name="My trained style", weight=0.65)
+    config = config_of(browser(owner).get(f"/studio?lora={mine.pk}").content.decode())
+    assert config["model"] == str(sd15.pk)
+    assert config["lora"] == {"id": str(mine.pk), "name": "My trained style", "family": "sd15", "weight": 0.65}
+
+
+def test_use_in_the_studio_with_an_unknown_or_foreign_lora_says_so(owner, outsider):
+    catalog_model("Tiny SD", demo=True)
+    theirs = lora_of("sd15", workspace=outsider.workspace, name="Their secret style")
+    client = browser(owner)
+    for lora_id in (str(theirs.pk), str(uuid.uuid4()), "not-an-id"):
+        response = client.get(f"/studio?lora={lora_id}")
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "That LoRA is not in this workspace" in html
+        assert "Their secret style" not in html
+        assert "lora" not in config_of(html) and "model" not in config_of(html)
+
+
+def test_use_in_the_studio_without_a_model_of_that_family_explains(owner):
+    catalog_model("Tiny SD", demo=True, family="sd15")
+    flux_lora = lora_of("flux", workspace=owner.workspace, name="Flux style")
+    html = browser(owner).get(f"/studio?lora={flux_lora.pk}").content.decode()
+    assert "is for Flux.1 models, and no such model is installed" in html
+    assert "lora" not in config_of(html)
+
+
+def test_the_studio_starts_on_the_catalogs_default_model(owner):
+    catalog_model("A model", demo=True)
+    featured = catalog_model("Featured model", demo=True)
+    BaseModel.objects.filter(pk=featured.pk).update(featured=True)
+    assert config_of(browser(owner).get("/studio").content.decode())["default_model"] == str(featured.pk)
