@@ -90,10 +90,10 @@ def test_upload_goal_train_progress_then_pick_in_studio(
     assert fetched.status == 200 and fetched.body()[:8] != b""  # a signed, working download
     page.screenshot(path=str(screenshot_path("training.png")), full_page=True)
 
-    # The studio offers it for SD 1.5 models.
+    # "Use in the studio" picks it on an SD 1.5 model, with nothing chosen by hand.
     page.get_by_test_id("use-in-studio").click()
-    page.wait_for_url(re.compile(r"/studio"))
-    value = page.locator("#model option[data-family=sd15]").first.get_attribute("value")
-    page.select_option("#model", value)
-    expect(page.locator("#lora-add option", has_text="Mira watercolor")).to_have_count(1, timeout=30_000)
+    page.wait_for_url(re.compile(r"/studio\?lora="))
+    expect(page.locator("#lora-list li.studio-lora", has_text="Mira watercolor")).to_have_count(1, timeout=30_000)
+    assert page.locator("#model").evaluate("el => el.selectedOptions[0].dataset.family") == "sd15"
+    expect(page.get_by_test_id("lora-auto")).not_to_be_checked()
     assert trigger
