@@ -1,14 +1,22 @@
 """Every API error is JSON: `{"detail": <message>, "code": <code>}`, plus field errors when there are some."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from ..exceptions import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE = 5  # seconds
 
 
 def _first_message(errors: Any) -> str:
@@ -28,6 +36,9 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, redis.RedisError):  # the broker, a cancel flag or the channel layer, from any view
+        logger.error("Redis unavailable during an API request: %s", exc)
+        exc = ServiceUnavailable("Kizy cannot reach Redis (its broker) right now; retry in a moment.")
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -40,5 +51,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         body = {"detail": str(detail), "code": str(code)}
     if isinstance(exc, exceptions.Throttled):
         body["detail"] = f"Rate limit reached; retry in {int(exc.wait or 1)} s."
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
     response.data = body
     return response

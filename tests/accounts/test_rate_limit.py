@@ -95,3 +95,25 @@ def test_the_counter_is_atomic_in_redis() -> None:
     assert sum(decision.allowed for decision in decisions) == 7
     assert sorted(decision.remaining for decision in decisions if decision.allowed) == list(range(7))
     forget_rate_limit(bucket)
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again once the socket is: nothing listens there
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("auth", ["key", "session"])
+def test_with_redis_down_the_api_answers_a_json_503_naming_it(owner, settings, auth) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    client = owner.client() if auth == "key" else owner.session_client()
+    response = client.get("/api/v1/me")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert "cannot reach Redis" in body["detail"]
+    assert int(response["Retry-After"]) > 0
