@@ -1,6 +1,7 @@
 """Graphs of built-in nodes over the workflow API, on the demo catalog (tiny random-weight models)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imageio
@@ -66,3 +67,18 @@ def test_a_text_to_video_graph_on_the_demo_catalog_returns_an_mp4(
     assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
     assert job["reproducibility"]["nodes"]["clip"]["type"] == "text_to_video"
     assert Generation.objects.get(pk=job["id"]).status == "succeeded"
+
+
+def test_make_demo_models_builds_once_and_keeps_what_is_there(tiny_video_files) -> None:
+    from django.core.management import call_command
+
+    from models_catalog.demo import tiny_dir, upscaler_path
+
+    out = io.StringIO()
+    call_command("make_demo_models", "--family", "video", stdout=out)
+    assert upscaler_path().is_file() and (tiny_dir() / "video" / "model_index.json").is_file()
+    before = {p: p.stat().st_mtime_ns for p in [upscaler_path(), *(tiny_dir() / "video").rglob("*.safetensors")]}
+    again = io.StringIO()
+    call_command("make_demo_models", "--family", "video", stdout=again)
+    assert "video: already there" in again.getvalue() and "upscaler: already there" in again.getvalue()
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing rewritten
