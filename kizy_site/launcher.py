@@ -1,8 +1,8 @@
 """`make up`: migrate, create the demo account and catalog, and serve the whole site from one command.
 
 Starts an embedded Redis (unless `REDIS_URL` is set), the ASGI server (HTTP + websockets) and the
-Celery workers, prints the URL and the demo login, and on Ctrl-C or SIGTERM stops every process it
-started, in order, so nothing is left running.
+Celery workers, prints the URL and the demo login, and on Ctrl-C, SIGTERM or SIGHUP (terminal closed)
+stops every process it started, in order, so nothing is left running.
 """
 from __future__ import annotations
 
@@ -77,15 +77,23 @@ class Supervisor:
         return 0
 
 
-def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
-    supervisor = Supervisor()
+# Ctrl-C, `kill`, and closing the terminal (or losing the SSH session). The children run in their own
+# sessions, so none of these reach them: the launcher must pass the stop on.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+
+def stop_on_signals(supervisor: Supervisor) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         supervisor.stop()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
+    supervisor = Supervisor()
+    stop_on_signals(supervisor)
 
     if not os.environ.get("REDIS_URL"):
         from .embedded_redis import start_embedded_redis, stop_embedded_redis

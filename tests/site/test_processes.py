@@ -154,6 +154,39 @@ def test_after_a_stop_request_nothing_more_is_started() -> None:
     assert supervisor.children == []
 
 
+STOPPED_BY_SIGNAL = textwrap.dedent(
+    """
+    import sys, time
+    from kizy_site.launcher import Supervisor, stop_on_signals
+    supervisor = Supervisor()
+    stop_on_signals(supervisor)
+    supervisor.spawn("web", [sys.executable, "-c", "import time; time.sleep(60)"])
+    print(supervisor.children[0][1].pid, flush=True)
+    sys.exit(supervisor.watch())
+    """
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_ctrl_c_sigterm_and_a_closed_terminal_stop_the_children(tmp_path: Path, signum: signal.Signals) -> None:
+    """The launcher's own signal handling; the whole `make up` is tested with SIGTERM below."""
+    launcher = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", STOPPED_BY_SIGNAL], cwd=REPO, env=clean_env(tmp_path), text=True,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert launcher.stdout is not None
+        child = int(launcher.stdout.readline())
+        assert psutil.Process(child).is_running()
+        launcher.send_signal(signum)
+        assert launcher.wait(timeout=20) == 0  # handled: a default action would end it by the signal
+        assert gone(child), f"the child outlived a {signum.name} to the launcher"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+
+
 # --- the whole launcher (`make up`) -------------------------------------------------------------
 
 
