@@ -15,6 +15,7 @@ from .. import selectors, services
 from ..engine import node_registry
 from ..models import Generation, Source
 from ..serializers_output import generation_payload
+from .workflow_inputs import bring_in_images
 
 
 class WorkflowInputSerializer(serializers.Serializer[None]):
@@ -50,9 +51,15 @@ class WorkflowViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     def create(self, request: Request) -> Response:
         data = WorkflowInputSerializer(data=request.data if "graph" in request.data else {"graph": request.data})
         data.is_valid(raise_exception=True)
+        graph, image_problems = bring_in_images(data.validated_data["graph"], workspace=self.workspace)
         try:
+            if image_problems:  # report them with every other problem of the graph, in one answer
+                seen = {(p["node"], p["port"]) for p in image_problems}
+                others = [p for p in services.graph_problems(graph=graph, auth=self.workspace_auth)
+                          if (p["node"], p["port"]) not in seen]
+                raise services.GraphInvalid(image_problems + others)
             submitted = services.generation_submit(
-                auth=self.workspace_auth, graph=data.validated_data["graph"], source=Source.WORKFLOW,
+                auth=self.workspace_auth, graph=graph, source=Source.WORKFLOW,
                 idempotency_key=request.headers.get("Idempotency-Key", ""),
                 webhook=data.validated_data.get("webhook", ""),
                 webhook_events_filter=data.validated_data.get("webhook_events_filter"),

@@ -82,3 +82,95 @@ def test_make_demo_models_builds_once_and_keeps_what_is_there(tiny_video_files) 
     call_command("make_demo_models", "--family", "video", stdout=again)
     assert "video: already there" in again.getvalue() and "upscaler: already there" in again.getvalue()
     assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing rewritten
+
+
+def _run(persona, graph, capture):
+    with capture(execute=True):
+        response = persona.client().post("/api/v1/workflows", {"graph": graph}, format="json")
+    assert response.status_code == 201, response.json()
+    return persona.client().get(f"/api/v1/workflows/{response.json()['id']}").json()
+
+
+def _inverted(key: str) -> dict:
+    return {
+        "nodes": {
+            "in": {"type": "load_image", "inputs": {"key": key}},
+            "inv": {"type": "invert_image", "inputs": {"image": {"node": "in", "output": "image"}}},
+        },
+        "outputs": ["inv"],
+    }
+
+
+def _first_pixel(client, output) -> tuple:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(_download(client, output["url"]))).convert("RGB").getpixel((0, 0))
+
+
+def test_load_image_takes_a_data_uri_an_output_key_or_a_file_link(owner, django_capture_on_commit_callbacks, client):
+    from tests.studio.conftest import png_data_uri
+
+    job = _run(owner, _inverted(png_data_uri(16, 8, (200, 30, 30))), django_capture_on_commit_callbacks)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["graph"]["nodes"]["in"]["inputs"]["key"].startswith(f"ws/{owner.workspace.pk}/")  # stored, by key
+    [output] = job["outputs"]
+    assert (output["width"], output["height"]) == (16, 8) and _first_pixel(client, output) == (55, 225, 225)
+
+    # Chain: the first job's output `key`, then its signed link, feed the next graphs.
+    by_key = _run(owner, _inverted(output["key"]), django_capture_on_commit_callbacks)
+    assert by_key["status"] == "succeeded", by_key["error"]
+    assert _first_pixel(client, by_key["outputs"][0]) == (200, 30, 30)
+    by_link = _run(owner, _inverted(output["url"]), django_capture_on_commit_callbacks)
+    assert by_link["status"] == "succeeded", by_link["error"]
+    assert _first_pixel(client, by_link["outputs"][0]) == (200, 30, 30)
+
+
+def test_bad_input_images_are_refused_before_queuing_with_the_other_problems(
+    owner, outsider, django_capture_on_commit_callbacks
+):
+    from tests.studio.conftest import png_data_uri
+
+    theirs = _run(outsider, _inverted(png_data_uri()), django_capture_on_commit_callbacks)["outputs"][0]
+    graph = {
+        "nodes": {
+            "a": {"type": "load_image", "inputs": {"key": theirs["key"]}},
+            "b": {"type": "load_image", "inputs": {"key": "data:image/png;base64,bm90IGFuIGltYWdl"}},
+            "c": {"type": "load_image", "inputs": {"key": f"ws/{owner.workspace.pk}/artifacts/nope.png"}},
+            "d": {"type": "load_image", "inputs": {"key": "https://example.com/cat.png"}},
+            "e": {"type": "invert_image", "inputs": {}},
+        },
+        "outputs": ["a", "b", "c", "d", "e"],
+    }
+    response = owner.client().post("/api/v1/workflows", {"graph": graph}, format="json")
+    assert response.status_code == 400
+    errors = {(e["node"], e["port"]): e for e in response.json()["errors"]}
+    assert errors[("a", "key")]["code"] == "invalid_image"
+    assert "another workspace" in errors[("a", "key")]["message"]
+    assert errors[("b", "key")]["code"] == "invalid_image" and "could not be read" in errors[("b", "key")]["message"]
+    assert errors[("c", "key")]["code"] == "unknown_file"
+    assert "not fetched" in errors[("d", "key")]["message"]
+    assert errors[("e", "image")]["code"] == "missing_input"
+    assert Generation.objects.filter(workspace=owner.workspace).count() == 0
+
+
+def test_an_image_to_video_graph_animates_an_image_given_as_a_data_uri(
+    owner, video_model, django_capture_on_commit_callbacks, client, tmp_path
+):
+    from tests.studio.conftest import png_data_uri
+
+    graph = {
+        "nodes": {
+            "model": {"type": "load_model", "inputs": {"ref": video_model}},
+            "still": {"type": "load_image", "inputs": {"key": png_data_uri(64, 64, (20, 120, 200))}},
+            "clip": {"type": "image_to_video", "inputs": {
+                "model": {"node": "model", "output": "model"}, "image": {"node": "still", "output": "image"},
+                "frames": 4, "steps": 2, "strength": 0.6, "seed": 1}},
+            "save": {"type": "save_video", "inputs": {"video": {"node": "clip", "output": "video"}, "fps": 4}},
+        },
+        "outputs": ["save"],
+    }
+    job = _run(owner, graph, django_capture_on_commit_callbacks)
+    assert job["status"] == "succeeded", job["error"]
+    [output] = job["outputs"]
+    frames = _mp4_frames(_download(client, output["url"]), tmp_path)
+    assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
