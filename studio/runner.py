@@ -23,6 +23,7 @@ from . import events
 from .backends import compute_backend
 from .engine import Heartbeat, Throttle, is_cancel_requested, node_registry, preview_data_uri
 from .models import Generation, Status
+from .node_titles import graph_node_inputs, plain_title
 from .references import catalog_resolver, resolve_graph
 
 logger = logging.getLogger(__name__)
@@ -80,11 +81,14 @@ class GenerationEventSink:
             )
 
     def node_started(self, node_id: str, type: str, title: str) -> None:
+        # The row, the API and every websocket get plain words ("Upscaling ×4"); the node class's own
+        # title stays in the node's record and in the event as `node_title`.
+        words = plain_title(type, title, graph_node_inputs(self.generation.graph, node_id))
         self.states[node_id] = {"type": type, "status": "running", "title": title,
                                 "started_at": timezone.now().isoformat()}
-        self._save(force=True, current_node=node_id, current_title=title)
-        events.emit(self.generation, {"type": "node", "node": node_id, "node_type": type, "title": title,
-                                      "state": "started", "progress": self.generation.progress})
+        self._save(force=True, current_node=node_id, current_title=words)
+        events.emit(self.generation, {"type": "node", "node": node_id, "node_type": type, "title": words,
+                                      "node_title": title, "state": "started", "progress": self.generation.progress})
 
     def node_finished(self, node_id: str, cached: bool, seconds: float) -> None:
         self.done += 1

@@ -32,14 +32,6 @@ from .serializers_output import generation_payload, output_files
 GALLERY_PAGE_SIZE = 24
 RECENT_IN_STUDIO = 8
 STUDIO_ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
-# Node types in plain words for the progress line; the event's own title is the fallback.
-NODE_WORDS = {
-    "load_model": "Loading the model", "apply_lora": "Applying LoRA", "load_image": "Reading the guide image",
-    "text_to_image": "Generating", "image_to_image": "Generating from the guide image",
-    "controlnet": "Generating along the guide image", "face_detail": "Fixing faces", "upscale": "Upscaling",
-    "save_image": "Saving", "resize": "Resizing", "text_to_video": "Generating the video",
-    "image_to_video": "Animating the guide image", "save_video": "Saving",
-}
 
 
 def _workspace(request: HttpRequest) -> Workspace:
@@ -180,7 +172,6 @@ def studio(request: HttpRequest) -> HttpResponse:
         },
         "aspect_ratios": list(STUDIO_ASPECT_RATIOS),
         "schedulers": list(SCHEDULERS),
-        "node_words": NODE_WORDS,
         "can_generate": _can_generate(request),
         "default_model": _studio_default_model(workspace),
         **start,

@@ -675,7 +675,7 @@
       $("#run-step").textContent = "Queued";
       $("#run-progress").value = 0;
       $("#run-percent").textContent = "0%";
-      setNode(job.current_node ? job.current_node.title : "", "");
+      setNode(job.current_node ? job.current_node.title : "");
       applyState(job.status, job.progress);
       $("#studio-empty").hidden = true;
       if (TERMINAL.includes(job.status)) { finish(job); return; }
@@ -719,7 +719,7 @@
           const job = await api("GET", config.urls.generations + "/" + run.id);
           if (run.done) return;
           applyState(job.status, job.progress);
-          if (job.current_node) setNode(job.current_node.title, "");
+          if (job.current_node) setNode(job.current_node.title);
           if (TERMINAL.includes(job.status)) { finish(job); return; }
         } catch (err) {
           if (err.status === 404) { finish({ id: run.id, status: "failed", error: err.message, outputs: [] }); return; }
@@ -742,14 +742,14 @@
         }
       } else if (event.type === "node") {
         if (event.state === "started") {
-          setNode(event.title, event.node_type);
+          setNode(event.title);
           $("#run-step").textContent = "";
         }
         applyState("processing", event.progress);
       } else if (event.type === "status") {
         applyState(event.status, event.progress);
         if (TERMINAL.includes(event.status)) finishFromEvent(run, event);
-        else if (event.title) setNode(event.title, "");
+        else if (event.title) setNode(event.title);
       } else if (event.type === "log" && event.message) {
         $("#run-step").textContent = event.message;
       }
@@ -782,13 +782,9 @@
       }
     }
 
-    function setNode(title, nodeType) {
-      let words = (nodeType && config.node_words[nodeType]) || title || "";
-      if (nodeType === "upscale") {
-        const scale = ((state.run && state.run.request.detailers) || {}).upscale;
-        if (scale) words += " ×" + scale;
-      }
-      $("#run-node").textContent = words || (state.run && !state.run.done ? "Waiting for a worker…" : "");
+    /* The server words the node ("Upscaling ×4") for every client: events, polling and ?watch= alike. */
+    function setNode(title) {
+      $("#run-node").textContent = title || (state.run && !state.run.done ? "Waiting for a worker…" : "");
     }
 
     function finish(job) {

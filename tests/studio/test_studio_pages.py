@@ -111,7 +111,7 @@ def test_studio_page_renders_with_prompt_first_and_an_empty_state(owner):
     assert config["urls"]["generations"] == "/api/v1/generations"
     assert config["urls"]["stream"] == "/ws/generations/"
     assert config["can_generate"] is True
-    assert config["node_words"]["upscale"] == "Upscaling"
+    assert "node_words" not in config  # the server words the running node (current_node.title)
 
 
 def test_studio_says_when_only_demo_models_are_installed(owner):
