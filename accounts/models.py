@@ -83,6 +83,11 @@ class Workspace(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+    # The model a generation uses when its request names none (Settings → Workspace, owner/admin);
+    # empty means the catalog's pick (a featured installed model).
+    default_model = models.ForeignKey(
+        "models_catalog.BaseModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
