@@ -174,3 +174,22 @@ def test_an_image_to_video_graph_animates_an_image_given_as_a_data_uri(
     [output] = job["outputs"]
     frames = _mp4_frames(_download(client, output["url"]), tmp_path)
     assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
+
+
+def test_the_worked_graph_of_the_api_docs_is_valid_on_the_demo_catalog(owner, demo_catalog) -> None:
+    import json
+    import re
+
+    from accounts.workspace_auth import WorkspaceAuth
+    from studio.services import graph_problems
+
+    auth = WorkspaceAuth(workspace=owner.workspace, scopes=frozenset({"generate"}), user=owner.user)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = docs.split("## Workflows (node graphs)", 1)[1]
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    model = next(m for m in demo_catalog.models if m.family == "sd15")
+    lora = next(lo for lo in demo_catalog.loras if lo.family == "sd15")
+    worked = blocks[0].replace("<catalog id of a model>", str(model.pk)).replace("<catalog id of a LoRA>", str(lora.pk))
+    assert graph_problems(graph=json.loads(worked)["graph"], auth=auth) == []
+    photo = json.loads(blocks[1].replace("data:image/png;base64,iVBORw0KGgo...", f"ws/{owner.workspace.pk}/a.png"))
+    assert graph_problems(graph=photo["graph"], auth=auth) == []
