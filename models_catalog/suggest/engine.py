@@ -17,6 +17,7 @@ from ..compat import family_label
 from ..families import FAMILY_DEFAULTS, RUNNABLE_FAMILIES
 from ..models import BaseModel, Intent, Status
 from .index import current_index
+from .lora_index import LoraIndex, card_for, current_lora_index
 from .scorers import Evidence, IntentCard
 from .text import contains_phrase, phrase_tokens, prompt_tokens
 
@@ -75,10 +76,7 @@ def _pick_model(
     def score(model: BaseModel) -> tuple[float, ...]:
         text_hits = sum(1 for p in _words(model) if contains_phrase(prompt_words, p))
         return (
-            -(4 if model.family == wanted else 0)
-            - 2 * (model.status == Status.INSTALLED)
-            - model.featured
-            - text_hits,
+            -(4 if model.family == wanted else 0) - 2 * (model.status == Status.INSTALLED) - model.featured - text_hits,
             model.is_demo,
             -model.download_count,
             model.name,
@@ -90,9 +88,7 @@ def _pick_model(
     if intent and best.family == wanted:
         reasons.append(f"{family_label(best.family)} models suit {intent.name.lower()}")
     elif intent:
-        reasons.append(
-            f"no {family_label(wanted or '')} model is available, so the best other family is used"
-        )
+        reasons.append(f"no {family_label(wanted or '')} model is available, so the best other family is used")
     if best.status == Status.INSTALLED:
         reasons.append("it is installed, so it starts at once")
     if best.featured:
@@ -102,41 +98,48 @@ def _pick_model(
     return best, "; ".join(reasons) or "the best available base model"
 
 
-def _pick_loras(
-    workspace: Any, model: BaseModel, ranked: list[RankedIntent], prompt_words: list[str]
-) -> list[dict[str, Any]]:
+def _pick_loras(workspace: Any, model: BaseModel, ranked: list[RankedIntent], prompt: str) -> list[dict[str, Any]]:
+    """Curated LoRAs first (featured, then linked to the prompt's intents), then the workspace's own,
+    then approved public LoRAs no curator linked yet that the prompt names (tags, triggers, name, text)."""
     relevant = [r for r in ranked[:2] if r.evidence.score >= MIN_INTENT_SCORE]
     intent_rank = {r.card.slug: i for i, r in enumerate(relevant)}
+    matched_ids = [m.id for m in current_lora_index().match(prompt, family=model.family)]
     queryset = (
         access.visible_loras(workspace)
         .filter(family=model.family, status__in=USABLE)
-        .filter(Q(intents__slug__in=list(intent_rank)) | Q(workspace=workspace) | Q(featured=True))
+        .filter(
+            Q(intents__slug__in=list(intent_rank)) | Q(workspace=workspace) | Q(featured=True) | Q(id__in=matched_ids)
+        )
         .distinct()
         .prefetch_related("tags", "intents")
     )
     scored = []
     for lora in queryset:
         linked = sorted(intent_rank[i.slug] for i in lora.intents.all() if i.slug in intent_rank)
-        hits = sorted(" ".join(p) for p in _words(lora) if contains_phrase(prompt_words, p))
-        relevance = (3.0 if linked and linked[0] == 0 else 1.5 if linked else 0.0) + min(len(hits), 3)
+        match = LoraIndex([card_for(lora)]).match(prompt, family=lora.family)
+        found = match[0] if match else None
+        relevance = (3.0 if linked and linked[0] == 0 else 1.5 if linked else 0.0) + (found.relevance if found else 0.0)
         if relevance <= 0:
             continue
-        curated = 2 if lora.featured else 1 if (lora.approved and lora.workspace_id is None) else 0
-        scored.append((curated, relevance, lora, linked, hits))
+        public = lora.approved and lora.workspace_id is None
+        tier = 3 if lora.featured else 2 if public and linked else 1 if lora.workspace_id else 0
+        scored.append((tier, relevance, lora, linked, found))
     scored.sort(key=lambda s: (-s[0], -s[1], -s[2].download_count, s[2].name, str(s[2].id)))
     picks = []
-    for index, (curated, _relevance, lora, linked, hits) in enumerate(scored[:MAX_LORAS]):
+    for index, (tier, _relevance, lora, linked, found) in enumerate(scored[:MAX_LORAS]):
         reasons = []
         if linked:
             reasons.append(f"made for {relevant[linked[0]].card.name.lower()}")
-        if hits:
-            reasons.append("the prompt mentions " + ", ".join(f"“{h}”" for h in hits[:3]))
-        if curated == 2:
+        if found is not None:
+            reasons.append(found.reason())
+        if tier == 3:
             reasons.append("featured by curators")
-        elif curated == 1:
+        elif tier == 2:
             reasons.append("approved by curators")
-        else:
+        elif tier == 1:
             reasons.append("one of this workspace's own LoRAs")
+        else:
+            reasons.append("approved by curators; picked from its own description, not linked to an intent yet")
         weight = round(lora.recommended_weight * (1.0 if index == 0 else 0.7), 2)
         if index:
             reasons.append(f"weight lowered to {weight} because it is stacked with another LoRA")
@@ -148,7 +151,7 @@ def _pick_loras(
                 "name": lora.name,
                 "weight": weight,
                 "trigger_words": list(lora.trigger_words),
-                "curated": curated > 0,
+                "curated": tier >= 2,
                 "private": lora.workspace_id is not None,
                 "reason": "; ".join(reasons),
                 "installed": lora.status == Status.INSTALLED,
@@ -175,10 +178,9 @@ def suggest(
     top = ranked[0] if ranked else None
     intent = Intent.objects.filter(slug=top.card.slug).first() if top else None
     chosen, model_reason = _pick_model(workspace, prompt_words, intent, model_id)
-    loras = _pick_loras(workspace, chosen, ranked, prompt_words) if chosen is not None else []
+    loras = _pick_loras(workspace, chosen, ranked, prompt) if chosen is not None else []
     detailers = [
-        {"name": d.get("name", ""), "reason": d.get("reason", "")}
-        for d in (intent.detailers if intent else [])
+        {"name": d.get("name", ""), "reason": d.get("reason", "")} for d in (intent.detailers if intent else [])
     ]
     triggers = [w for lora in loras for w in lora["trigger_words"][:1] if w.lower() not in prompt.lower()]
     settings_out = dict(FAMILY_DEFAULTS.get(chosen.family, {})) if chosen else {}
