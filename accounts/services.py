@@ -23,6 +23,69 @@ def workspace_create(*, name: str, owner: User, personal: bool = False) -> Works
     return workspace
 
 
+def _require_owner(*, workspace: Workspace, acting: Membership, action: str) -> None:
+    if acting.workspace_id != workspace.pk or acting.role != Role.OWNER:
+        raise PermissionDenied(f"Only an owner of {workspace.name} can {action} it.")
+
+
+@transaction.atomic
+def workspace_rename(*, workspace: Workspace, name: str, acting: Membership) -> Workspace:
+    _require_owner(workspace=workspace, acting=acting, action="rename")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the workspace a name."})
+    if len(name) > 100:
+        raise ValidationError({"name": f"Use at most 100 characters (this name has {len(name)})."})
+    workspace.name = name
+    workspace.save(update_fields=["name"])
+    return workspace
+
+
+# Job rows that a worker may be writing to right now; a workspace is not deleted under them.
+_JOB_MODELS = (("studio", "Generation", "generation"), ("training", "TrainingJob", "training"))
+
+
+def _jobs_in_flight(workspace: Workspace) -> list[str]:
+    from django.apps import apps
+
+    busy = []
+    for app_label, model_name, noun in _JOB_MODELS:
+        if not apps.is_installed(app_label):
+            continue
+        model = apps.get_model(app_label, model_name)
+        count = model.objects.filter(workspace=workspace, status__in=("starting", "processing")).count()
+        if count:
+            busy.append(f"{count} {noun}{'s' if count != 1 else ''}")
+    return busy
+
+
+@transaction.atomic
+def workspace_delete(*, workspace: Workspace, confirm_name: str, acting: Membership) -> None:
+    """Delete a workspace with everything in it: members, keys, generations, datasets, trainings,
+    private LoRAs, webhooks, and (after commit) its files in storage."""
+    _require_owner(workspace=workspace, acting=acting, action="delete")
+    if workspace.is_personal:
+        raise ValidationError("A personal workspace cannot be deleted; it is where you land when you sign in.")
+    if (confirm_name or "").strip() != workspace.name:
+        raise ValidationError(f"Type the workspace's name, {workspace.name}, exactly to confirm the deletion.")
+    list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk", flat=True))
+    busy = _jobs_in_flight(workspace)
+    if busy:
+        raise ValidationError(
+            f"{workspace.name} has {' and '.join(busy)} running; cancel them or wait for them to finish, "
+            "then delete it."
+        )
+    workspace_id = str(workspace.pk)
+    workspace.delete()
+
+    def delete_files() -> None:
+        from .tasks import delete_workspace_files
+
+        delete_workspace_files.delay(workspace_id)
+
+    transaction.on_commit(delete_files)
+
+
 def personal_workspace_name(user: User) -> str:
     return f"{user.display_name}'s workspace"
 
@@ -148,7 +211,8 @@ def membership_remove(*, membership: Membership, acting: Membership) -> None:
     if membership.role == Role.OWNER and acting.role != Role.OWNER:
         raise PermissionDenied("Only an owner can remove an owner.")
     if membership.role == Role.OWNER and _owners(membership.workspace) == 1:
-        raise ValidationError("The last owner cannot leave; make someone else owner or delete the workspace.")
+        raise ValidationError("The last owner cannot leave; make someone else owner first, or delete the workspace "
+                              "(Settings → Workspace, owners only).")
     if membership.workspace.is_personal and membership.workspace.created_by_id == membership.user_id:
         raise ValidationError("You cannot leave your personal workspace.")
     membership.delete()

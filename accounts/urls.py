@@ -7,6 +7,8 @@ urlpatterns = [
     path("workspaces/switch", views.workspace_switch, name="workspace-switch"),
     path("workspaces/new", views.workspace_create_view, name="workspace-create"),
     path("settings/workspace", views.workspace_settings, name="workspace-settings"),
+    path("settings/workspace/rename", views.workspace_rename_view, name="workspace-rename"),
+    path("settings/workspace/delete", views.workspace_delete_view, name="workspace-delete"),
     path("settings/workspace/invite", views.invitation_create_view, name="invitation-create"),
     path("settings/workspace/invitations/<uuid:invitation_id>/revoke", views.invitation_revoke_view,
          name="invitation-revoke"),

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 
 from . import access, services
 from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceForm
-from .middleware import SESSION_KEY
-from .models import Scope
+from .middleware import SESSION_KEY, resolve_active_membership
+from .models import Role, Scope
 
 
 def _require_scope(request: HttpRequest, scope: str) -> None:
@@ -74,8 +74,46 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
             "invite_form": InvitationForm(),
             "role_form": RoleForm(),
             "can_admin": can_admin,
+            "is_owner": request.membership.role == Role.OWNER,  # type: ignore[attr-defined]
+            "rename_form": WorkspaceForm(initial={"name": workspace.name}),
         },
     )
+
+
+@login_required
+@require_POST
+def workspace_rename_view(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    old_name = workspace.name
+    try:
+        services.workspace_rename(
+            workspace=workspace, name=request.POST.get("name", ""), acting=request.membership  # type: ignore[attr-defined]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, _error_text(exc))
+        return redirect("workspace-settings")
+    messages.success(request, f"Renamed {old_name} to {workspace.name}.")
+    return redirect("workspace-settings")
+
+
+@login_required
+@require_POST
+def workspace_delete_view(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    name = workspace.name
+    try:
+        services.workspace_delete(
+            workspace=workspace, confirm_name=request.POST.get("confirm_name", ""),
+            acting=request.membership,  # type: ignore[attr-defined]
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, _error_text(exc))
+        return redirect("workspace-settings")
+    request.session.pop(SESSION_KEY, None)
+    landing = resolve_active_membership(request)  # the personal workspace, or the next one joined
+    where = f" You are now in {landing.workspace.name}." if landing else ""
+    messages.success(request, f"Deleted {name} and everything in it.{where}")
+    return redirect("workspace-settings")
 
 
 @login_required

@@ -224,7 +224,8 @@ def test_a_member_can_leave(owner, member) -> None:
 def test_the_last_owner_cannot_leave(owner, member) -> None:
     response = remove(owner, owner)
     assert flashed(response) == [
-        "The last owner cannot leave; make someone else owner or delete the workspace."
+        "The last owner cannot leave; make someone else owner first, or delete the workspace "
+        "(Settings → Workspace, owners only)."
     ]
     assert Membership.objects.filter(pk=membership(owner).pk).exists()
 
