@@ -53,10 +53,19 @@ def store_ref_for_lora(*, workspace: Workspace, ref: str) -> str:
     return installed_ref(lora_entry(workspace=workspace, ref=ref), "LoRA")
 
 
+def workspace_default_model(*, workspace: Workspace) -> BaseModel | None:
+    """The model chosen in the workspace's settings, while it is still visible and installed."""
+    if not workspace.default_model_id:
+        return None
+    return _visible(BaseModel, workspace).exclude(store_ref="").filter(pk=workspace.default_model_id).first()
+
+
 def default_model(*, workspace: Workspace) -> BaseModel:
-    """The workspace's default: a featured installed model, else any installed one."""
-    candidates = _visible(BaseModel, workspace).exclude(store_ref="").order_by("-featured", "-approved", "name")
-    entry = candidates.first()
+    """The workspace's default: the one chosen in its settings while it is visible and installed, else a
+    featured installed model, else any installed one."""
+    if (chosen := workspace_default_model(workspace=workspace)) is not None:
+        return chosen
+    entry = _visible(BaseModel, workspace).exclude(store_ref="").order_by("-featured", "-approved", "name").first()
     if entry is None:
         raise LookupError("No model is installed yet. Run `python manage.py load_demo_catalog` or install one "
                           "from the catalog.")
@@ -90,6 +99,7 @@ def auto_pick(*, workspace: Workspace, prompt: str, model: BaseModel | None) -> 
     {id, weight, reason} picks, each with the reason the studio shows."""
     from models_catalog.suggest import suggest
 
+    model = model or workspace_default_model(workspace=workspace)  # a default set in Settings beats the guess
     result = suggest(prompt=prompt, workspace=workspace, model=model)
     if model is None:
         suggested = (result.get("model") or {})

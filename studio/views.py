@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from accounts.models import Scope, Workspace
 from models_catalog.access import visible_loras, visible_models
@@ -32,6 +35,37 @@ from .serializers_output import generation_payload, output_files
 GALLERY_PAGE_SIZE = 24
 RECENT_IN_STUDIO = 8
 STUDIO_ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
+
+
+STUDIO_FAMILIES = (Family.SD15, Family.SDXL, Family.FLUX)
+
+
+class DefaultModelForm(forms.Form):
+    """Settings → Workspace: the model used when a request names none (T3: this workspace's catalog only)."""
+
+    model = forms.ChoiceField(label="Model", required=False,
+                              help_text="Only installed image models are listed. Leave it on “Let Kizy choose” "
+                                        "to use a featured installed model.")
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.models = list(installed_models(workspace).exclude(store_ref="").filter(family__in=STUDIO_FAMILIES)
+                           .order_by("-featured", "name"))
+        self.fields["model"].choices = [("", "Let Kizy choose (a featured installed model)")] + [
+            (str(m.pk), f"{m.name} · {Family(m.family).label}{' · demo' if m.is_demo else ''}") for m in self.models]
+        self.fields["model"].error_messages["invalid_choice"] = (
+            "That model is not installed in this workspace's catalog; pick one from the list.")
+
+    def chosen(self) -> Any:
+        value = self.cleaned_data.get("model")
+        return next((m for m in self.models if str(m.pk) == value), None)
+
+    def current_name(self) -> str:
+        from .catalog_bridge import workspace_default_model
+
+        chosen = workspace_default_model(workspace=self.workspace)
+        return chosen.name if chosen is not None else ""
 
 
 def _workspace(request: HttpRequest) -> Workspace:
@@ -101,6 +135,12 @@ def _studio_default_model(workspace: Workspace) -> str:
         return str(default_model(workspace=workspace).pk)
     except LookupError:
         return ""
+
+
+def _workspace_default_set(workspace: Workspace) -> bool:
+    from .catalog_bridge import workspace_default_model
+
+    return workspace_default_model(workspace=workspace) is not None
 
 
 def _lora_start(request: HttpRequest, workspace: Workspace, lora_id: str) -> dict[str, Any]:
@@ -174,6 +214,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         "schedulers": list(SCHEDULERS),
         "can_generate": _can_generate(request),
         "default_model": _studio_default_model(workspace),
+        "default_model_set": _workspace_default_set(workspace),
         **start,
     }
     return render(request, "studio/studio.html", {
@@ -256,3 +297,21 @@ def generation_detail(request: HttpRequest, generation_id: str) -> HttpResponse:
             "can_generate": _can_generate(request),
         },
     })
+
+
+@login_required
+@require_POST
+def workspace_default_model_view(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace(request)
+    if Scope.ADMIN not in request.membership.scopes:  # type: ignore[attr-defined]
+        raise PermissionDenied("Only owners and admins can choose the workspace's default model.")
+    form = DefaultModelForm(request.POST, workspace=workspace)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("model", ["Pick a model from the list."])))
+        return redirect("workspace-settings")
+    model = form.chosen()
+    workspace.default_model = model
+    workspace.save(update_fields=["default_model"])
+    messages.success(request, f"New generations in {workspace.name} use {model.name} unless they name another model."
+                     if model else f"Kizy picks a featured installed model for {workspace.name} again.")
+    return redirect("workspace-settings")

@@ -204,7 +204,8 @@
       picks: [],           // [{id, name, weight, reason}]
       suggestion: null,
       suggestSeq: 0,
-      modelChosen: Boolean((config.prefill && config.prefill.model) || config.model),
+      // A model the person (or the workspace's settings) chose: Auto suggests LoRAs for it, not another model.
+      modelChosen: Boolean((config.prefill && config.prefill.model) || config.model || config.default_model_set),
       modelPicked: null,   // the model Auto chose, with its reason
       guide: null,         // {file} | {url, name}
       guideObjectUrl: null,

@@ -344,3 +344,52 @@ def test_the_studio_starts_on_the_catalogs_default_model(owner):
     featured = catalog_model("Featured model", demo=True)
     BaseModel.objects.filter(pk=featured.pk).update(featured=True)
     assert config_of(browser(owner).get("/studio").content.decode())["default_model"] == str(featured.pk)
+
+
+# --- the workspace's default model (Settings → Workspace) --------------------------------------------
+
+def test_an_owner_sets_the_default_model_used_by_the_api_and_the_studio(owner, demo_catalog):
+    chosen = catalog_model("Chosen SD", demo=True)
+    client = browser(owner)
+    page = client.get("/settings/workspace").content.decode()
+    assert 'data-testid="default-model-form"' in page and "Chosen SD" in page
+    response = client.post("/settings/workspace/default-model", {"model": str(chosen.pk)}, follow=True)
+    assert "New generations in Team A use Chosen SD" in response.content.decode()
+    owner.workspace.refresh_from_db()
+    assert owner.workspace.default_model == chosen
+    assert f'<option value="{chosen.pk}" selected>' in client.get("/settings/workspace").content.decode()
+
+    config = config_of(client.get("/studio").content.decode())
+    assert config["default_model"] == str(chosen.pk) and config["default_model_set"] is True
+    for loras in ([], "auto"):
+        made = owner.client().post("/api/v1/generations", {"prompt": "a watercolor harbour", "loras": loras},
+                                   format="json")
+        assert made.status_code == 201, made.json()
+        assert made.json()["request"]["model"] == str(chosen.pk)
+    named = owner.client().post("/api/v1/generations",
+                                {"prompt": "x", "model": str(demo_catalog.models[0].pk)}, format="json")
+    assert named.json()["request"]["model"] == str(demo_catalog.models[0].pk)  # a named model still wins
+
+    client.post("/settings/workspace/default-model", {"model": ""})
+    owner.workspace.refresh_from_db()
+    assert owner.workspace.default_model is None
+    assert config_of(client.get("/studio").content.decode())["default_model_set"] is False
+
+
+def test_only_owners_and_admins_change_the_default_model(owner, member, viewer):
+    chosen = catalog_model("Chosen SD", demo=True)
+    for persona in (member, viewer):
+        page = browser(persona).get("/settings/workspace").content.decode()
+        assert 'data-testid="default-model-setting"' in page and 'data-testid="default-model-form"' not in page
+        assert browser(persona).post("/settings/workspace/default-model", {"model": str(chosen.pk)}).status_code == 403
+    owner.workspace.refresh_from_db()
+    assert owner.workspace.default_model is None
+
+
+def test_another_workspaces_model_cannot_be_the_default(owner, outsider):
+    theirs = BaseModel.objects.create(name="Their model", source="local", external_id="theirs", family="sd15",
+                                      workspace=outsider.workspace, status="installed", store_ref="local:theirs")
+    response = browser(owner).post("/settings/workspace/default-model", {"model": str(theirs.pk)}, follow=True)
+    assert "That model is not installed in this workspace&#x27;s catalog" in response.content.decode()
+    owner.workspace.refresh_from_db()
+    assert owner.workspace.default_model is None
