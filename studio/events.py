@@ -37,13 +37,16 @@ def emit_on_commit(generation: Generation, event: dict[str, Any]) -> None:
 
 
 def job_finished_on_commit(generation: Generation) -> None:
-    """Final status event plus the `completed` webhook, once the final row is committed."""
+    """Final status event plus the `output` webhook (when outputs were saved) and the `completed`
+    webhook, once the final row is committed."""
 
     def send() -> None:
         from .serializers_output import generation_output_event
         from .webhooks import queue_generation_webhooks
 
         emit(generation, {**job_state(generation), **generation_output_event(generation)})
+        if generation.status == "succeeded" and generation.outputs:
+            queue_generation_webhooks(generation, "output")
         queue_generation_webhooks(generation, "completed")
 
     transaction.on_commit(send)

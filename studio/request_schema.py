@@ -2,6 +2,7 @@
 is allowed. Compiled into a node graph by studio/compiler.py."""
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -11,6 +12,9 @@ from rest_framework import serializers
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
                  "16:9": (16, 9), "9:16": (9, 16), "21:9": (21, 9)}
 SCHEDULERS = ("default", "euler", "euler_a", "dpm++_2m", "ddim")
+# Keys of a stored request (the `request` of a generation) that are not inputs: accepted and dropped,
+# so a job's record can be posted again as it is.
+RECORD_ONLY_FIELDS = frozenset({"auto_loras"})
 DETAILER_NAMES = ("upscale", "upscale_x2", "upscale_x4", "face_fix", "controlnet", "controlnet_canny",
                   "controlnet_depth")
 
@@ -111,6 +115,12 @@ class GenerationRequestSerializer(serializers.Serializer[None]):
     guidance = serializers.FloatField(min_value=0.0, max_value=30.0, required=False, allow_null=True, default=None)
     scheduler = serializers.ChoiceField(choices=SCHEDULERS, default="default")
 
+    def to_internal_value(self, data: Any) -> Any:
+        """Unknown (often misspelled) fields are a 400 naming each one, not silently dropped."""
+        if hasattr(data, "keys"):
+            unknown_field_errors(data.keys(), list(self.fields), ignored=RECORD_ONLY_FIELDS)
+        return super().to_internal_value(data)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if (attrs.get("width") is None) != (attrs.get("height") is None):
             raise serializers.ValidationError({"width": "Give both width and height, or neither (then "
@@ -124,6 +134,18 @@ class GenerationRequestSerializer(serializers.Serializer[None]):
         if attrs["detailers"].get("controlnet") and not attrs.get("image"):
             raise serializers.ValidationError({"detailers": "controlnet follows the guide image; add an image."})
         return attrs
+
+
+def unknown_field_errors(given: Any, allowed: list[str], *, ignored: frozenset[str] = frozenset(),
+                         hint: str = "") -> None:
+    """Raise a 400 with one entry per unknown field: what it is, a close match, and the allowed names."""
+    errors = {}
+    for name in sorted(set(map(str, given)) - set(allowed) - ignored):
+        close = difflib.get_close_matches(name, allowed, n=1)
+        errors[name] = [f"Unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                        + f"; the allowed fields are {', '.join(allowed)}.{hint}"]
+    if errors:
+        raise serializers.ValidationError(errors)
 
 
 def size_for(aspect_ratio: str | None, base: int) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from .references import catalog_resolver, resolve_graph
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+LOGS_WEBHOOK_INTERVAL = 1.0  # seconds between two `logs` webhooks of one job
 
 
 def lease_seconds() -> int:
@@ -60,7 +61,7 @@ def renew_lease(generation_id: str, owner: str) -> None:
 
 
 class GenerationEventSink:
-    """gpu_workers EventSink → job row (throttled) + websocket events (+ `logs` webhooks)."""
+    """gpu_workers EventSink → job row (throttled) + websocket events + throttled `logs` webhooks."""
 
     def __init__(self, generation: Generation, total_nodes: int) -> None:
         self.generation = generation
@@ -69,6 +70,8 @@ class GenerationEventSink:
         self.states: dict[str, dict[str, Any]] = dict(generation.node_states or {})
         self.row_throttle = Throttle(0.5)
         self.log_lines: list[str] = []
+        self.logs_webhook_throttle = Throttle(LOGS_WEBHOOK_INTERVAL)
+        self.logs_unsent = False
 
     def _save(self, force: bool = False, **fields: Any) -> None:
         for name, value in fields.items():
@@ -109,6 +112,22 @@ class GenerationEventSink:
         self.log_lines.append(line)
         self._save()
         events.emit(self.generation, {"type": "log", "node": node_id, "message": message})
+        self.logs_unsent = True
+        if self.logs_webhook_throttle.ready():
+            self.send_logs_webhook()
+
+    def send_logs_webhook(self) -> None:
+        """A `logs` webhook carrying every line so far: at most one per LOGS_WEBHOOK_INTERVAL while the
+        job runs, plus one at the end (`flush_logs`) for lines the throttle held back."""
+        from .webhooks import queue_generation_webhooks
+
+        self.logs_unsent = False
+        self.generation.logs = "\n".join(self.log_lines)[-20000:]
+        queue_generation_webhooks(self.generation, "logs")
+
+    def flush_logs(self) -> None:
+        if self.logs_unsent:
+            self.send_logs_webhook()
 
 
 def _outputs_from(result_outputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,11 +208,14 @@ def generation_execute(*, generation_id: str) -> str:
 
     started = time.monotonic()
     try:
-        with Heartbeat(lambda: renew_lease(generation_id, owner), every=lease_seconds() / 3):
-            result = compute_backend().run(
-                graph=graph, workspace_id=str(generation.workspace_id), job_id=str(generation.pk),
-                events=sink, is_cancelled=is_cancelled, reuse_outputs=settings.KIZY_REUSE_NODE_OUTPUTS,
-            )
+        try:
+            with Heartbeat(lambda: renew_lease(generation_id, owner), every=lease_seconds() / 3):
+                result = compute_backend().run(
+                    graph=graph, workspace_id=str(generation.workspace_id), job_id=str(generation.pk),
+                    events=sink, is_cancelled=is_cancelled, reuse_outputs=settings.KIZY_REUSE_NODE_OUTPUTS,
+                )
+        finally:
+            sink.flush_logs()  # before the final status, so `logs` never arrives after `completed`
     except JobCanceled as exc:
         _finish(generation, status=Status.CANCELED, node_states=_merged_states(sink, exc))
         return "canceled"

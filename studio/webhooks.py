@@ -28,17 +28,23 @@ from standardwebhooks import Webhook
 
 from accounts.models import Workspace
 
-from .models import DeliveryStatus, Generation, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from .models import DeliveryStatus, Generation, Source, Status, WebhookDelivery, WebhookEndpoint, WebhookSecret
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 TIMEOUT = urllib3.Timeout(connect=5, read=15)
+RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of the receiver's answer read at most (only a snippet is kept)
 _BLOCKED_NETWORKS = [ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-    "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "64:ff9b::/96", "100::/64",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+    "::/96",  # unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
+    "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "100::/64", "64:ff9b:1::/48",
+    "2001::/32",  # Teredo: the far end is whatever the tunnel says (and the client part is obfuscated)
+    "2001:db8::/32",
 )]
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class UnsafeDestination(ValueError):
@@ -46,14 +52,34 @@ class UnsafeDestination(ValueError):
 
 
 def allow_private_destinations() -> bool:
-    """Local receivers are allowed in development only; the production profile always refuses them."""
+    """Local receivers are allowed in development only; the production profile always refuses them
+    (and `check --deploy` reports KIZY_WEBHOOK_ALLOW_PRIVATE as an error, see studio/checks.py)."""
     return bool(getattr(settings, "KIZY_WEBHOOK_ALLOW_PRIVATE", False)) and not settings.PRODUCTION
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::)
+    or well-known NAT64 (64:ff9b::a.b.c.d). Connecting to the IPv6 address reaches that IPv4 host."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not any(address in network for network in _BLOCKED_NETWORKS if network.version == address.version)
+    if isinstance(address, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(address)) is not None:
+        address = embedded
+    if any(address in network for network in _BLOCKED_NETWORKS if network.version == address.version):
+        return False
+    return address.is_global
+
+
+def _described(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    return f"{address}, which is {embedded}" if embedded is not None else str(address)
 
 
 def resolve_public_address(url: str) -> tuple[str, str, int, str]:
@@ -70,7 +96,7 @@ def resolve_public_address(url: str) -> tuple[str, str, int, str]:
         raise UnsafeDestination(f"The webhook host {parts.hostname!r} does not resolve.") from exc
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not allow_private_destinations():
-        bad = [str(a) for a in addresses if not _is_public(a)]
+        bad = [_described(a) for a in addresses if not _is_public(a)]
         if bad:
             raise UnsafeDestination(
                 f"The webhook host {parts.hostname!r} resolves to a private or reserved address ({bad[0]}); "
@@ -118,6 +144,38 @@ def _wants(filter_: list[str], event: str) -> bool:
     return not filter_ or event in filter_
 
 
+def generation_webhook_payload(generation: Generation, event: str) -> dict[str, Any]:
+    """The body for one event. Predictions made through the Replicate surface get Replicate's own
+    webhook body, the prediction object (the same serializer as its API); others get Kizy's envelope
+    `{"type": "generation.<event>", "timestamp", "data": <generation>}`."""
+    if generation.source == Source.REPLICATE:
+        from .compat.replicate_api import prediction_payload
+
+        return prediction_payload(generation, None)
+    from .serializers_output import generation_payload
+
+    return {"type": f"generation.{event}", "timestamp": timezone.now().isoformat(),
+            "data": generation_payload(generation)}
+
+
+def _with_fresh_links(delivery: WebhookDelivery) -> dict[str, Any]:
+    """The stored payload with its output links signed again, now: a retry hours later must not carry
+    links that expired while it waited (signed URLs live KIZY_SIGNED_URL_TTL)."""
+    payload = delivery.payload
+    generation = delivery.generation
+    if generation is None or generation.status != Status.SUCCEEDED or not generation.outputs:
+        return payload
+    from .serializers_output import output_files
+
+    files = output_files(generation)
+    if generation.source == Source.REPLICATE:
+        return {**payload, "output": [f["url"] for f in files]} if payload.get("output") else payload
+    data = payload.get("data")
+    if isinstance(data, dict) and data.get("outputs"):
+        return {**payload, "data": {**data, "outputs": files}}
+    return payload
+
+
 def queue_generation_webhooks(generation: Generation, event: str) -> list[WebhookDelivery]:
     """Record one delivery per interested URL and send them after commit."""
     targets: list[tuple[str, WebhookEndpoint | None]] = []
@@ -128,10 +186,7 @@ def queue_generation_webhooks(generation: Generation, event: str) -> list[Webhoo
             targets.append((endpoint.url, endpoint))
     if not targets:
         return []
-    from .serializers_output import generation_payload
-
-    payload = {"type": f"generation.{event}", "timestamp": timezone.now().isoformat(),
-               "data": generation_payload(generation)}
+    payload = generation_webhook_payload(generation, event)
     deliveries = [
         WebhookDelivery.objects.create(
             id=f"msg_{secrets.token_urlsafe(18)}", workspace_id=generation.workspace_id, generation=generation,
@@ -149,7 +204,7 @@ def queue_generation_webhooks(generation: Generation, event: str) -> list[Webhoo
 
 # --- delivery -----------------------------------------------------------------------------------
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
     scheme, host, port, address = resolve_public_address(url)
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -162,8 +217,13 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
     else:
         pool = urllib3.HTTPConnectionPool(address, port, timeout=TIMEOUT, retries=False)
     try:
-        response = pool.urlopen("POST", path, body=body, headers=headers, redirect=False, preload_content=True)
-        return int(response.status)
+        response = pool.urlopen("POST", path, body=body, headers=headers, redirect=False, preload_content=False)
+        try:
+            # A receiver may answer with an endless body: read a bounded prefix, never the whole thing.
+            answer = response.read(RESPONSE_BODY_LIMIT, decode_content=False) or b""
+        finally:
+            response.close()
+        return int(response.status), answer[:200].decode("utf-8", "replace")
     finally:
         pool.close()
 
@@ -175,16 +235,17 @@ def backoff_seconds(attempt: int) -> int:
 
 def deliver(delivery_id: str) -> tuple[str, int | None]:
     """One attempt. Returns (outcome, seconds until the next attempt or None)."""
-    delivery = WebhookDelivery.objects.select_related("workspace", "endpoint").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("workspace", "endpoint", "generation").get(pk=delivery_id)
     if delivery.status != DeliveryStatus.PENDING:
         return delivery.status, None
+    delivery.payload = _with_fresh_links(delivery)
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = signed_headers(workspace_secret(delivery.workspace), delivery.pk, body)
     delivery.attempts += 1
     code: int | None = None
     try:
-        code = _post(delivery.url, body.encode(), headers)
-        error = "" if 200 <= code < 300 else f"HTTP {code}"
+        code, answer = _post(delivery.url, body.encode(), headers)
+        error = ("" if 200 <= code < 300 else f"HTTP {code}" + (f": {answer.strip()}" if answer.strip() else ""))[:300]
     except UnsafeDestination as exc:
         error = str(exc)
         delivery.attempts = MAX_ATTEMPTS  # never retried: the destination itself is refused

@@ -20,6 +20,7 @@ from accounts.api.base import WorkspaceAPIView
 
 from .. import selectors, services
 from ..models import Generation, Source
+from ..request_schema import unknown_field_errors
 from ..serializers_output import output_files
 
 OPENAI_WAIT_SECONDS = 600
@@ -31,9 +32,22 @@ def _openai_error(message: str, param: str | None, code: int) -> Response:
                     status=code)
 
 
+# OpenAI's own model names: most snippets send one. They mean "the workspace's default model".
+OPENAI_MODEL_NAMES = frozenset({"dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini"})
+GENERATION_FIELDS = ["prompt", "model", "n", "size", "response_format", "quality", "user"]
+EDIT_FIELDS = [*GENERATION_FIELDS, "image", "image[]", "mask", "strength"]
+
+
 def _translate(data: Any, *, edit: bool) -> dict[str, Any]:
+    allowed = EDIT_FIELDS if edit else GENERATION_FIELDS
+    unknown_field_errors(data.keys(), allowed)
+    if edit and data.get("mask") not in (None, ""):
+        raise ValidationError({"mask": "Masked edits are not supported: Kizy redraws the whole image, guided by "
+                                       "it (strength 0-1 says how far). Leave out mask."})
+    if data.get("quality") not in (None, "", "auto", "standard"):
+        raise ValidationError({"quality": "Only quality 'auto' or 'standard' is offered; leave quality out."})
     request: dict[str, Any] = {"prompt": data.get("prompt", "")}
-    if model := data.get("model"):
+    if (model := data.get("model")) and model not in OPENAI_MODEL_NAMES:
         request["model"] = model
     if (n := data.get("n")) not in (None, ""):
         request["num_outputs"] = n

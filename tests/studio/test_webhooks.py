@@ -1,6 +1,7 @@
 """Outgoing webhooks: signatures (W1), retries (W2), SSRF refusal (W3, W4), after-commit (W5)."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from datetime import UTC, datetime
@@ -127,6 +128,12 @@ def test_410_disables_the_workspace_endpoint(team, receiver_factory):
 @pytest.mark.parametrize("address", [
     "127.0.0.1", "10.1.2.3", "172.16.5.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "224.0.0.1",
     "fc00::1", "fe80::1", "::1", "::ffff:127.0.0.1",
+    # IPv6 forms that stand for an IPv4 host: IPv4-compatible, 6to4, NAT64, and Teredo tunnels
+    "::127.0.0.1", "::10.0.0.1", "::8.8.8.8", "2002:a00:1::1", "2002:7f00:1::", "2002:a9fe:a9fe::1",
+    "64:ff9b::10.0.0.1", "64:ff9b::169.254.169.254", "64:ff9b:1::8.8.8.8",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::1",
+    # documentation and benchmarking ranges, site-local
+    "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.18.0.1", "2001:db8::1", "fec0::1",
 ])
 def test_private_and_reserved_destinations_are_refused(address, monkeypatch, settings):
     settings.KIZY_WEBHOOK_ALLOW_PRIVATE = False
@@ -138,17 +145,110 @@ def test_private_and_reserved_destinations_are_refused(address, monkeypatch, set
         webhooks.check_destination_url("https://hooks.example.com/x")
 
 
-def test_public_destination_is_allowed(monkeypatch, settings):
+@pytest.mark.parametrize("address", [
+    "93.184.215.14", "2606:4700::1111",
+    "2002:5db8:d70e::1",  # 6to4 of a public IPv4 address
+    "64:ff9b::93.184.215.14",  # NAT64 of a public IPv4 address
+])
+def test_public_destination_is_allowed(address, monkeypatch, settings):
     settings.KIZY_WEBHOOK_ALLOW_PRIVATE = False
-    monkeypatch.setattr(socket, "getaddrinfo",
-                        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))])
-    assert webhooks.resolve_public_address("https://hooks.example.com/x")[3] == "93.184.215.14"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(family, socket.SOCK_STREAM, 6, "", (address, 443))])
+    vetted = webhooks.resolve_public_address("https://hooks.example.com/x")[3]
+    assert ipaddress.ip_address(vetted) == ipaddress.ip_address(address)
+
+
+def test_one_private_address_among_public_ones_is_refused(monkeypatch, settings):
+    settings.KIZY_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::ffff:10.0.0.8", 443, 0, 0))])
+    with pytest.raises(webhooks.UnsafeDestination, match="10.0.0.8"):
+        webhooks.resolve_public_address("https://hooks.example.com/x")
+
+
+class EndlessReceiver:
+    """Answers 200 with a body that never ends (a hostile or broken receiver)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers["content-length"]))
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    while receiver.sent < 2 * 10**9:
+                        self.wfile.write(chunk)
+                        receiver.sent += len(chunk)
+                except OSError:
+                    pass  # the site hung up: what the test wants
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.django_db
+def test_an_endless_answer_is_not_read_to_the_end(team, settings):
+    import time
+
+    settings.KIZY_WEBHOOK_ALLOW_PRIVATE = True
+    receiver = EndlessReceiver()
+    try:
+        generation = _generation(team, webhook=receiver.url, webhook_events_filter=["completed"])
+        [delivery] = webhooks.queue_generation_webhooks(generation, "completed")
+        started = time.monotonic()
+        assert webhooks.deliver(delivery.pk) == (DeliveryStatus.DELIVERED, None)
+        assert time.monotonic() - started < 10
+        time.sleep(0.2)
+        # What the receiver managed to push is bounded by socket buffers, far from the 2 GB it tried.
+        assert receiver.sent < 64 * 1024 * 1024
+    finally:
+        receiver.server.shutdown()
+
+
+@pytest.mark.django_db
+def test_the_answer_of_a_failing_receiver_is_kept_short(team, receiver_factory):
+    receiver = receiver_factory([503])
+    [delivery] = webhooks.queue_generation_webhooks(
+        _generation(team, webhook=receiver.url, webhook_events_filter=["completed"]), "completed")
+    assert webhooks.deliver(delivery.pk)[0] == "retry"
+    assert WebhookDelivery.objects.get(pk=delivery.pk).last_error.startswith("HTTP 503")
 
 
 def test_production_refuses_private_receivers_even_when_allowed(settings, monkeypatch):
     settings.KIZY_WEBHOOK_ALLOW_PRIVATE, settings.PRODUCTION = True, True
     with pytest.raises(webhooks.UnsafeDestination):
         webhooks.resolve_public_address("https://127.0.0.1/x")
+
+
+def test_check_deploy_refuses_allow_private(tmp_path):
+    """Not ignored silently: the production profile's `check --deploy` fails and says why."""
+    from tests.site.test_deploy import manage, production_env
+
+    process = manage(production_env(tmp_path, KIZY_WEBHOOK_ALLOW_PRIVATE="true"),
+                     "check", "--deploy", "--tag", "kizy_webhooks")
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode != 0, output
+    assert "studio.E001" in output and "KIZY_WEBHOOK_ALLOW_PRIVATE" in output
+
+
+def test_the_webhook_check_is_quiet_without_the_setting(settings):
+    from django.core.checks import run_checks
+
+    settings.KIZY_WEBHOOK_ALLOW_PRIVATE = False
+    assert run_checks(include_deployment_checks=True, tags=["kizy_webhooks"]) == []
+    settings.KIZY_WEBHOOK_ALLOW_PRIVATE = True
+    [error] = run_checks(include_deployment_checks=True, tags=["kizy_webhooks"])
+    assert error.id == "studio.E001" and error.is_serious()
 
 
 @pytest.mark.django_db
