@@ -13,19 +13,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import Scope
 
-from . import selectors
+from . import access, selectors
+from .downloads import DownloadRefused
 from .families import RUNNABLE_FAMILIES, Family
-from .models import Intent
+from .models import Intent, Source
 from .services import imports
+from .services.install import entry_install
 
 PAGE_SIZE = 24
+DOWNLOADABLE_SOURCES = (Source.CIVITAI, Source.HUGGINGFACE)
 
 
 class ImportForm(forms.Form):
@@ -71,6 +74,8 @@ def catalog(request: HttpRequest) -> HttpResponse:
             "intents": Intent.objects.filter(is_active=True),
             "families": [(f, Family(f).label) for f in sorted(RUNNABLE_FAMILIES)],
             "can_import": _can_import(request),
+            "can_install": _can_import(request),
+            "installable_sources": DOWNLOADABLE_SOURCES,
             "import_form": ImportForm(),
             "querystring": "&".join(f"{k}={v}" for k, v in params.items()),
         },
@@ -106,3 +111,23 @@ def catalog_import(request: HttpRequest) -> HttpResponse:
     state = "is downloading" if result.download else "is ready"
     messages.success(request, f"{result.lora.name} {state}. Only this workspace can see it.")
     return redirect(f"{reverse('catalog')}?visibility=private")
+
+
+@login_required
+@require_POST
+def catalog_install(request: HttpRequest, kind: str, entry_id: str) -> HttpResponse:
+    """The Install button without JavaScript (catalog.js calls the API and shows progress instead)."""
+    if not _can_import(request):
+        return HttpResponseForbidden("Installing needs the generate permission in this workspace.")
+    if kind not in ("models", "loras"):
+        raise Http404("No such catalog section.")
+    workspace = request.workspace  # type: ignore[attr-defined]
+    get = access.get_model_for_workspace if kind == "models" else access.get_lora_for_workspace
+    entry = get(workspace=workspace, id=entry_id)
+    try:
+        _download, queued = entry_install(entry=entry, workspace=workspace, user=request.user)
+    except DownloadRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{entry.name} is downloading." if queued else f"{entry.name} is installed.")
+    return redirect(f"{reverse('catalog')}?kind={kind}")

@@ -43,6 +43,9 @@ class _EntrySerializer(serializers.ModelSerializer):
     thumbnail_url = serializers.CharField(read_only=True)
     files = FileSerializer(many=True, read_only=True)
     ready = serializers.SerializerMethodField(help_text="True when a worker can load it now.")
+    install = serializers.SerializerMethodField(
+        help_text="The latest install (state and progress), or null if it was never installed here."
+    )
     same_as = serializers.SerializerMethodField(
         help_text="The first entry with the same file (SHA-256) that you can see, or null."
     )
@@ -101,6 +104,10 @@ class _EntrySerializer(serializers.ModelSerializer):
     def get_ready(self, entry: CatalogEntry) -> bool:
         return store_ref_of(entry) is not None
 
+    def get_install(self, entry: CatalogEntry) -> dict[str, Any] | None:
+        latest = entry.downloads.order_by("-created_at").first()  # type: ignore[attr-defined]
+        return DownloadSerializer(latest).data if latest else None
+
     def _requesting_workspace(self) -> Any:
         view = self.context.get("view")
         return getattr(view, "workspace", None) if view is not None else self.context.get("workspace")
@@ -116,12 +123,11 @@ class _EntrySerializer(serializers.ModelSerializer):
 class ModelOutputSerializer(_EntrySerializer):
     class Meta:
         model = BaseModel
-        fields = [*_EntrySerializer.common_fields, "layout"]
+        fields = [*_EntrySerializer.common_fields, "layout", "install"]
 
 
 class LoraOutputSerializer(_EntrySerializer):
     intents = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
-    install = serializers.SerializerMethodField()
 
     class Meta:
         model = LoraAdapter
@@ -135,9 +141,6 @@ class LoraOutputSerializer(_EntrySerializer):
             "install",
         ]
 
-    def get_install(self, lora: LoraAdapter) -> dict[str, Any] | None:
-        latest = lora.downloads.order_by("-created_at").first()
-        return DownloadSerializer(latest).data if latest else None
 
 
 class IntentOutputSerializer(serializers.ModelSerializer):
@@ -171,6 +174,14 @@ class LoraImportInputSerializer(serializers.Serializer):
         if len(given) != 1:
             raise serializers.ValidationError("Give exactly one of civitai_url, huggingface_repo or file.")
         return data
+
+
+class InstallOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The catalog entry.")
+    status = serializers.CharField(help_text="The entry's status: installing, installed, failed...")
+    ready = serializers.BooleanField(help_text="True when a worker can load it now.")
+    queued = serializers.BooleanField(help_text="False when it was already installed (nothing to do).")
+    install = DownloadSerializer(allow_null=True, help_text="Poll the entry's detail for progress.")
 
 
 class LoraImportOutputSerializer(serializers.Serializer):

@@ -2,8 +2,9 @@
 
 Every view is a WorkspaceAPIView: the workspace comes from the API key or the session, and rows are
 fetched only through `access.py` (public curated entries plus this workspace's own).
-Scopes: reading (including POST /suggest, which changes nothing) needs `read`; importing a LoRA needs
-`generate`, like starting a generation, so members can bring their own LoRAs and viewers cannot.
+Scopes: reading (including POST /suggest, which changes nothing) needs `read`; importing a LoRA and
+installing a visible entry need `generate`, like starting a generation, so members can bring their own
+LoRAs and install public ones, and viewers cannot.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from rest_framework.response import Response
 from accounts.api.base import WorkspaceAPIView
 
 from .. import access, selectors
+from ..downloads import DownloadRefused
 from ..models import BaseModel, Intent, LoraAdapter
 from ..services import imports
+from ..services import install as install_service
 from ..suggest.engine import suggest
 from .serializers import (
     CompatibilityOutputSerializer,
+    InstallOutputSerializer,
     IntentOutputSerializer,
     LoraImportInputSerializer,
     LoraImportOutputSerializer,
@@ -49,10 +53,38 @@ LIST_FILTERS = [
 class CatalogViewSet(
     WorkspaceAPIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """Read-only catalog listing; visibility is decided by access.py, never here."""
+    """Catalog listing and installs; visibility is decided by access.py, never here."""
+
+    scope_map = {"POST": "generate"}
 
     def params(self) -> dict[str, str]:
         return {key: value for key, value in self.request.query_params.items() if value}
+
+    @extend_schema(request=None, responses={200: InstallOutputSerializer, 202: InstallOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def install(self, request: Request, pk: str) -> Response:
+        """Download this entry into the model store (needs `generate`); poll the detail's `install`.
+
+        202 while it downloads (a second call returns the same install), 200 once it is installed.
+        """
+        entry = self.get_object()
+        try:
+            download, queued = install_service.entry_install(
+                entry=entry, workspace=self.workspace, user=self.workspace_auth.user
+            )
+        except DownloadRefused as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        entry.refresh_from_db(fields=["status", "store_ref"])
+        body = InstallOutputSerializer(
+            {
+                "id": entry.pk,
+                "status": entry.status,
+                "ready": access.store_ref_of(entry) is not None,
+                "queued": queued,
+                "install": download,
+            }
+        ).data
+        return Response(body, status=status.HTTP_202_ACCEPTED if queued else status.HTTP_200_OK)
 
 
 @extend_schema(parameters=LIST_FILTERS)
@@ -74,7 +106,6 @@ class LoraViewSet(CatalogViewSet):
     """LoRA adapters: the public curated catalog plus this workspace's private imports and trainings."""
 
     serializer_class = LoraOutputSerializer
-    scope_map = {"POST": "generate"}
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):

@@ -62,6 +62,24 @@ def download_create(*, entry: CatalogEntry, workspace: Any = None, user: Any = N
     return download
 
 
+@transaction.atomic
+def entry_install(*, entry: CatalogEntry, workspace: Any, user: Any = None) -> tuple[Download | None, bool]:
+    """An artist asks for a catalog entry they can see (access.py decided that) to be installed.
+
+    Returns (download, queued): the running or new install, or the last one when it is already
+    installed (queued is False then). Refusals say what to do instead.
+    """
+    if entry.status == Status.INSTALLED and entry.store_ref:
+        return entry.downloads.order_by("-created_at").first(), False
+    if entry.status == Status.WITHDRAWN:
+        raise DownloadRefused(f"{entry} was withdrawn upstream, so it can no longer be downloaded")
+    if entry.source in (Source.LOCAL, Source.UPLOAD, Source.TRAINED):
+        raise DownloadRefused(
+            f"{entry} has no download source: its files live on this site; ask a curator to check it"
+        )
+    return download_create(entry=entry, workspace=workspace, user=user), True
+
+
 def _http_client() -> httpx.Client:
     return httpx.Client(
         follow_redirects=True,

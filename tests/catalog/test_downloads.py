@@ -110,9 +110,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(upstream: FakeUpst
     assert dest.read_bytes() == data and _left_over(dest) == ["resumed.safetensors"]
 
 
-def test_a_server_that_ignores_range_makes_the_download_start_over(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
+def test_a_server_that_ignores_range_makes_the_download_start_over(upstream: FakeUpstream, tmp_path: Path) -> None:
     data = lora_bytes()
     upstream.add("/file", Response(200, data, {"Content-Type": "application/octet-stream"}))
     dest = tmp_path / "restart.safetensors"
@@ -141,9 +139,7 @@ def test_civitai_install_lands_where_workers_resolve_it(
     assert download.bytes_done == download.bytes_total == len(data)
     assert lora.status == Status.INSTALLED and lora.store_ref == "civitai:7701"
     assert (lora.lora_format, lora.detected_family) == ("kohya", "sd15")
-    assert (
-        civitai.requests_to("/api/v1/download/models/7701")[0].headers["authorization"].startswith("Bearer ")
-    )
+    assert civitai.requests_to("/api/v1/download/models/7701")[0].headers["authorization"].startswith("Bearer ")
     resolved = ModelStore(store, allow_downloads=False).resolve(lora.store_ref)
     assert resolved.read_bytes() == data
 
@@ -184,9 +180,7 @@ def test_hugging_face_install_uses_the_hub_cache_layout(
             )
         ),
     )
-    huggingface.add_handler(
-        f"/{repo}/resolve/{revision}/pytorch_lora_weights.safetensors", file_response(data)
-    )
+    huggingface.add_handler(f"/{repo}/resolve/{revision}/pytorch_lora_weights.safetensors", file_response(data))
     with django_capture_on_commit_callbacks(execute=True):
         result = lora_import_from_huggingface(workspace=team, user=None, repo_id=repo)
     lora = LoraAdapter.objects.get(pk=result.lora.pk)
@@ -232,9 +226,7 @@ def test_download_run_is_safe_to_repeat(
     data = lora_bytes(seed=4)
     civitai.add(
         "/api/v1/models/95",
-        json_response(
-            civitai_lora_model(model_id=95, version_id=9501, data=data, api_url=f"{civitai.url}/api/v1")
-        ),
+        json_response(civitai_lora_model(model_id=95, version_id=9501, data=data, api_url=f"{civitai.url}/api/v1")),
     )
     civitai.add_handler("/api/v1/download/models/9501", file_response(data))
     with django_capture_on_commit_callbacks(execute=True):
@@ -246,9 +238,7 @@ def test_download_run_is_safe_to_repeat(
 
 
 @pytest.mark.django_db
-def test_imports_refuse_content_above_the_rating_limit(
-    civitai: FakeUpstream, settings: Any, team: Any
-) -> None:
+def test_imports_refuse_content_above_the_rating_limit(civitai: FakeUpstream, settings: Any, team: Any) -> None:
     settings.KIZY_CATALOG_NSFW_MAX = 1
     civitai.add(
         "/api/v1/models/96",
@@ -260,3 +250,89 @@ def test_imports_refuse_content_above_the_rating_limit(
     )
     with pytest.raises(ValidationError, match="content limit"):
         lora_import_from_civitai(workspace=team, user=None, url="https://civitai.com/models/96")
+
+
+def _public_entry(civitai: FakeUpstream, *, model_id: int, version_id: int, data: bytes, kind: str) -> Any:
+    """A synced, approved public CivitAI entry whose file is served over loopback."""
+    from models_catalog.normalize.civitai import version_item
+    from models_catalog.services.upsert import entry_upsert
+
+    api = f"{civitai.url}/api/v1"
+    payload = civitai_lora_model(model_id=model_id, version_id=version_id, data=data, api_url=api)
+    if kind == "model":
+        payload["type"] = "Checkpoint"
+    item = version_item(payload, payload["modelVersions"][0], api_base=api, nsfw_max=16)
+    assert item is not None
+    entry = entry_upsert(item=item).entry
+    type(entry).objects.filter(pk=entry.pk).update(approved=True)
+    civitai.add_handler(f"/api/v1/download/models/{version_id}", file_response(data))
+    return entry
+
+
+@pytest.mark.parametrize("kind", ["lora", "model"])
+def test_artists_install_a_public_entry_and_watch_its_progress(
+    kind: str,
+    civitai: FakeUpstream,
+    member: Any,
+    viewer: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    data = lora_bytes(seed=30)
+    entry = _public_entry(civitai, model_id=300, version_id=30001, data=data, kind=kind)
+    base = f"/api/v1/{kind}s/{entry.pk}"
+    before = member.client().get(base).json()
+    assert before["status"] == "available" and before["install"] is None and before["ready"] is False
+
+    refused = viewer.client().post(f"{base}/install")
+    assert refused.status_code == 403 and "generate" in refused.json()["detail"]
+    assert civitai.requests_to("/api/v1/download/models/30001") == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = member.client().post(f"{base}/install")
+    assert queued.status_code == 202, queued.content
+    assert queued.json()["queued"] is True and queued.json()["install"]["state"] == "queued"
+    detail = member.client().get(base).json()
+    assert detail["status"] == "installed" and detail["ready"] is True
+    assert detail["install"]["state"] == "installed" and detail["install"]["percent"] == 100
+    assert detail["install"]["bytes_done"] == len(data)
+    assert type(entry).objects.get(pk=entry.pk).store_ref == "civitai:30001"
+    again = member.client().post(f"{base}/install")
+    assert again.status_code == 200 and again.json()["queued"] is False
+    assert len(civitai.requests_to("/api/v1/download/models/30001")) == 1, "installed once"
+
+
+def test_install_refusals_say_why(
+    civitai: FakeUpstream, member: Any, outsider: Any, team: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from models_catalog.models import BaseModel, Source
+
+    private = LoraAdapter.objects.create(
+        name="Team only",
+        family="sd15",
+        source=Source.CIVITAI,
+        external_id="5",
+        external_version="55",
+        workspace=team,
+    )
+    missing = outsider.client().post(f"/api/v1/loras/{private.pk}/install")
+    assert missing.status_code == 404 and "No LoRA" in missing.json()["detail"]
+    unapproved = LoraAdapter.objects.create(
+        name="Unreviewed", family="sd15", source=Source.CIVITAI, external_id="6", external_version="66"
+    )
+    assert member.client().post(f"/api/v1/loras/{unapproved.pk}/install").status_code == 404
+    local = BaseModel.objects.create(
+        name="Local", family="sd15", source=Source.LOCAL, external_id="tiny/sd15", approved=True
+    )
+    refused = member.client().post(f"/api/v1/models/{local.pk}/install")
+    assert refused.status_code == 400 and "no download source" in refused.json()["detail"]
+    withdrawn = LoraAdapter.objects.create(
+        name="Gone",
+        family="sd15",
+        source=Source.CIVITAI,
+        external_id="7",
+        external_version="77",
+        approved=True,
+        status=Status.WITHDRAWN,
+    )
+    gone = member.client().post(f"/api/v1/loras/{withdrawn.pk}/install")
+    assert gone.status_code == 400 and "withdrawn upstream" in gone.json()["detail"]

@@ -66,3 +66,28 @@ def test_anonymous_visitors_are_sent_to_log_in() -> None:
     from django.test import Client
 
     assert Client().get("/models/").status_code == 302
+
+
+def test_the_install_button_queues_the_download_and_reports_progress(
+    member: Any, viewer: Any, civitai: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from .test_downloads import _public_entry
+
+    data = lora_bytes(seed=40)
+    entry = _public_entry(civitai, model_id=400, version_id=40001, data=data, kind="lora")
+    html = member.session_client().get("/models/").content.decode()
+    assert 'data-testid="catalog-install"' in html and f"/api/v1/loras/{entry.pk}/install" in html
+    assert ">Install</button>" in html and "catalog.js" in html
+    assert 'data-testid="catalog-install"' not in viewer.session_client().get("/models/").content.decode()
+    assert viewer.session_client().post(f"/models/loras/{entry.pk}/install").status_code == 403
+
+    client = member.session_client()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/models/loras/{entry.pk}/install", follow=True)
+    assert "is downloading" in response.content.decode()
+    assert LoraAdapter.objects.get(pk=entry.pk).status == Status.INSTALLED
+    after = client.get("/models/").content.decode()
+    assert f"/api/v1/loras/{entry.pk}/install" not in after, "no button once it is installed"
+    # The progress the page's script polls, through the session (as the browser does).
+    detail = client.get(f"/api/v1/loras/{entry.pk}").json()
+    assert detail["install"]["state"] == "installed" and detail["install"]["percent"] == 100
