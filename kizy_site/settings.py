@@ -327,6 +327,9 @@ CELERY_BEAT_SCHEDULE = {
 # A training's lease: a worker renews it every third of this; a killed worker's job is taken over
 # (and resumed from its last checkpoint) once it expires.
 KIZY_TRAINING_LEASE_SECONDS = env.int("KIZY_TRAINING_LEASE_SECONDS", default=60)
+# Loose files Django parses in one request: training.uploads.UploadLimits.max_files (a test keeps the
+# two equal). More than that is refused by the training views with the usual "zip them" message.
+DATA_UPLOAD_MAX_NUMBER_FILES = 200
 CELERY_BEAT_SCHEDULE["requeue-stale-trainings"] = {"task": "training.requeue_stale_trainings", "schedule": 60.0}
 # Tests that run a real worker process beside the test run need it to share the test database; with
 # SQLite that means a file (under the throwaway KIZY_HOME the test plugin sets) instead of memory.

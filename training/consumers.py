@@ -42,6 +42,6 @@ class TrainingEventsConsumer(_JobEventsConsumer):
         return {
             "type": "training.snapshot",
             "kind": "training",
-            "training": training_payload(job),
+            "training": training_payload(job, absolute_urls=False),
             "id": str(job.pk),
         }

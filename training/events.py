@@ -57,7 +57,8 @@ def job_finished_on_commit(job: TrainingJob) -> None:
     def send() -> None:
         from .payloads import lora_payload
 
-        emit(job, {**job_state(job), "lora": lora_payload(job) if job.status == "succeeded" else None})
+        lora = lora_payload(job, absolute_urls=False) if job.status == "succeeded" else None
+        emit(job, {**job_state(job), "lora": lora})
         queue_webhooks(job, "completed")
 
     transaction.on_commit(send)

@@ -1,4 +1,9 @@
-"""The one JSON shape of a training job and of a dataset (API, websocket final events, webhooks)."""
+"""The one JSON shape of a training job and of a dataset (API, websocket final events, webhooks).
+
+The API and webhooks get absolute URLs (the request's host, or ``KIZY_SITE_URL`` without a request);
+websocket events and page payloads are built without a request and read by a page on whatever host
+it was opened on, so they use ``absolute_urls=False``: site-relative links, never ``KIZY_SITE_URL``'s.
+"""
 
 from __future__ import annotations
 
@@ -11,29 +16,39 @@ from kizy_site.storage import absolute, signed_url
 from .models import Dataset, DatasetItem, TrainingJob
 
 
-def _url(request: HttpRequest | None, key: str) -> str:
-    return absolute(request, signed_url(key)) if key else ""
+def _link(request: HttpRequest | None, url: str, absolute_urls: bool) -> str:
+    return absolute(request, url) if absolute_urls else url
 
 
-def sample_payload(sample: dict[str, Any], request: HttpRequest | None = None) -> dict[str, Any]:
+def _url(request: HttpRequest | None, key: str, absolute_urls: bool = True) -> str:
+    return _link(request, signed_url(key), absolute_urls) if key else ""
+
+
+def sample_payload(
+    sample: dict[str, Any], request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> dict[str, Any]:
     return {
-        "url": _url(request, sample["key"]),
+        "url": _url(request, sample["key"], absolute_urls),
         **{k: sample[k] for k in ("prompt", "seed", "width", "height") if k in sample},
     }
 
 
-def checkpoints_payload(job: TrainingJob, request: HttpRequest | None = None) -> list[dict[str, Any]]:
+def checkpoints_payload(
+    job: TrainingJob, request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> list[dict[str, Any]]:
     return [
         {
             "step": c["step"],
             "seconds": c.get("seconds"),
-            "samples": [sample_payload(s, request) for s in c.get("samples", [])],
+            "samples": [sample_payload(s, request, absolute_urls=absolute_urls) for s in c.get("samples", [])],
         }
         for c in job.checkpoints or []
     ]
 
 
-def lora_payload(job: TrainingJob, request: HttpRequest | None = None) -> dict[str, Any] | None:
+def lora_payload(
+    job: TrainingJob, request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> dict[str, Any] | None:
     if job.lora_id is None or job.lora is None:
         return None
     lora = job.lora
@@ -45,21 +60,26 @@ def lora_payload(job: TrainingJob, request: HttpRequest | None = None) -> dict[s
         "sha256": lora.sha256,
         "size_bytes": lora.size_bytes,
         "intents": [i.slug for i in lora.intents.all()],
-        "download_url": _url(request, job.lora_key),
-        "kohya_download_url": _url(request, job.kohya_key),
+        "download_url": _url(request, job.lora_key, absolute_urls),
+        "kohya_download_url": _url(request, job.kohya_key, absolute_urls),
     }
 
 
-def training_urls(job: TrainingJob, request: HttpRequest | None = None) -> dict[str, str]:
+def training_urls(
+    job: TrainingJob, request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> dict[str, str]:
+    stream = f"/ws/trainings/{job.pk}/"
     return {
-        "get": absolute(request, f"/api/v1/trainings/{job.pk}"),
-        "cancel": absolute(request, f"/api/v1/trainings/{job.pk}/cancel"),
-        "stream": absolute(request, f"/ws/trainings/{job.pk}/").replace("http", "ws", 1),
-        "page": absolute(request, f"/training/{job.pk}"),
+        "get": _link(request, f"/api/v1/trainings/{job.pk}", absolute_urls),
+        "cancel": _link(request, f"/api/v1/trainings/{job.pk}/cancel", absolute_urls),
+        "stream": absolute(request, stream).replace("http", "ws", 1) if absolute_urls else stream,
+        "page": _link(request, f"/training/{job.pk}", absolute_urls),
     }
 
 
-def training_payload(job: TrainingJob, request: HttpRequest | None = None) -> dict[str, Any]:
+def training_payload(
+    job: TrainingJob, request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> dict[str, Any]:
     return {
         "id": str(job.pk),
         "name": job.name,
@@ -79,10 +99,10 @@ def training_payload(job: TrainingJob, request: HttpRequest | None = None) -> di
         "images": len(job.items or []),
         "params": job.params,
         "loss": [[entry[0], entry[1]] for entry in job.loss_history or []],
-        "checkpoints": checkpoints_payload(job, request),
+        "checkpoints": checkpoints_payload(job, request, absolute_urls=absolute_urls),
         "latest_checkpoint_step": job.latest_checkpoint_step,
         "runs": job.runs,
-        "lora": lora_payload(job, request) if job.status == "succeeded" else None,
+        "lora": lora_payload(job, request, absolute_urls=absolute_urls) if job.status == "succeeded" else None,
         "error": job.error or None,
         "logs": job.logs,
         "webhook": job.webhook or None,
@@ -90,11 +110,13 @@ def training_payload(job: TrainingJob, request: HttpRequest | None = None) -> di
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,
-        "urls": training_urls(job, request),
+        "urls": training_urls(job, request, absolute_urls=absolute_urls),
     }
 
 
-def item_payload(item: DatasetItem, request: HttpRequest | None = None) -> dict[str, Any]:
+def item_payload(
+    item: DatasetItem, request: HttpRequest | None = None, *, absolute_urls: bool = True
+) -> dict[str, Any]:
     return {
         "id": str(item.pk),
         "kind": item.kind,
@@ -103,7 +125,7 @@ def item_payload(item: DatasetItem, request: HttpRequest | None = None) -> dict[
         "height": item.height,
         "caption": item.caption,
         "caption_auto": item.caption_auto,
-        "url": _url(request, item.key),
+        "url": _url(request, item.key, absolute_urls),
     }
 
 

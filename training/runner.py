@@ -175,7 +175,7 @@ class TrainingEventSink:
             {
                 "type": "training.checkpoint",
                 "step": checkpoint.step,
-                "samples": [sample_payload(s.as_dict()) for s in checkpoint.samples],
+                "samples": [sample_payload(s.as_dict(), absolute_urls=False) for s in checkpoint.samples],
             },
         )
 

@@ -12,7 +12,7 @@ from accounts.models import Workspace
 from gpu_workers.training.images import hash_distance, nearest_bucket
 from gpu_workers.training.presets import FAMILY_LABELS, NATIVE_RESOLUTION, RECOMMENDED_MIN_IMAGES
 
-from .models import Dataset, DatasetItem, GoalType
+from .models import Dataset, DatasetItem, GoalType, TrainingJob
 
 NEAR_DUPLICATE_BITS = 6  # of 63: pictures this close are the same shot, resized or re-compressed
 UPSCALE_WARNING = 1.5  # an image stretched more than this to fill its bucket comes out soft
@@ -179,6 +179,7 @@ def dataset_checks(*, dataset: Dataset, family: str, params: dict[str, Any]) -> 
     return {
         "ok": not any(c.level == "error" for c in checks),
         "family": family,
+        "family_label": label,
         "resolution": resolution,
         "buckets_enabled": use_buckets,
         "checks": [c.as_dict() for c in checks],
@@ -197,3 +198,15 @@ def taken_trigger_words(*, workspace: Workspace) -> set[str]:
     for words in visible_loras(workspace).values_list("trigger_words", flat=True):
         taken.update(str(w).lower() for w in words or [])
     return taken
+
+
+def idempotency_key_of(raw: str | None) -> str:
+    return (raw or "").strip()[:200]
+
+
+def training_for_idempotency_key(*, workspace: Workspace, key: str) -> TrainingJob | None:
+    """The training an earlier request with this Idempotency-Key created, if any."""
+    key = idempotency_key_of(key)
+    if not key:
+        return None
+    return TrainingJob.objects.filter(workspace=workspace, idempotency_key=key).first()

@@ -36,7 +36,7 @@ from studio.models import Status
 
 from . import events
 from .models import Dataset, DatasetItem, GoalType, ItemKind, TrainingJob
-from .selectors import dataset_checks, taken_trigger_words
+from .selectors import dataset_checks, idempotency_key_of, taken_trigger_words, training_for_idempotency_key
 from .uploads import Intake, ProcessedImage, read_uploads
 
 logger = logging.getLogger(__name__)
@@ -313,17 +313,15 @@ def training_submit(
     from studio.services import _clean_webhook
 
     from .catalog import trainable_model
+    from .plan import wants_quick_preset
 
-    idempotency_key = (idempotency_key or "").strip()[:200]
-    if idempotency_key:
-        earlier = TrainingJob.objects.filter(
-            workspace=auth.workspace, idempotency_key=idempotency_key
-        ).first()
-        if earlier is not None:
-            return Submitted(earlier, False)
+    idempotency_key = idempotency_key_of(idempotency_key)
+    earlier = training_for_idempotency_key(workspace=auth.workspace, key=idempotency_key)
+    if earlier is not None:
+        return Submitted(earlier, False)
     model, store_ref = trainable_model(workspace=auth.workspace, id=model_id)
     try:
-        resolved = resolve_params(model.family, params or {})
+        resolved = resolve_params(model.family, params or {}, quick=wants_quick_preset(model))
     except ParamError as exc:
         raise ValidationError({"params": exc.errors}) from exc
     events_filter = _clean_webhook(webhook, webhook_events_filter)

@@ -556,3 +556,17 @@ def _display_name(name: str) -> str:
     """The client's file name, reduced to printable characters (it is only ever shown, never a path)."""
     cleaned = "".join(ch for ch in (name or "upload") if ch.isprintable())
     return cleaned[-200:] or "upload"
+
+
+def too_many_files() -> UploadRefused:
+    """The refusal for a request with more loose files than Django parses (DATA_UPLOAD_MAX_NUMBER_FILES)."""
+    most = int(getattr(settings, "DATA_UPLOAD_MAX_NUMBER_FILES", None) or UploadLimits.from_settings().max_files)
+    return UploadRefused(
+        [
+            Problem(
+                "",
+                f"Too many files in one upload: send at most {most} at a time, or put them in a zip "
+                f"(a dataset holds at most {UploadLimits.from_settings().max_files} images; 20-50 is plenty).",
+            )
+        ]
+    )

@@ -7,13 +7,16 @@ live progress over the websocket.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
@@ -22,9 +25,9 @@ from accounts.workspace_auth import auth_for_membership
 from gpu_workers.training.presets import (
     FAMILY_LABELS,
     PARAMS,
-    PRESETS,
     ParamError,
     describe_presets,
+    preset_for,
     resolve_params,
 )
 
@@ -32,8 +35,9 @@ from . import access, services
 from .catalog import trainable_models
 from .models import GoalType
 from .payloads import checkpoints_payload, item_payload, lora_payload, training_payload
+from .plan import training_plan, wants_quick_preset
 from .selectors import dataset_checks
-from .uploads import UploadRefused
+from .uploads import UploadRefused, too_many_files
 
 
 def _auth(request: HttpRequest, scope: str = Scope.READ) -> Any:
@@ -64,6 +68,45 @@ def _files(request: HttpRequest) -> list[tuple[str, Any]]:
     return [(f.name, f) for f in request.FILES.getlist("images")]
 
 
+View = Callable[..., HttpResponse]
+
+
+def refuse_too_many_files(on_refusal: Callable[..., HttpResponse]) -> Callable[[View], View]:
+    """Answer an upload with more loose files than Django parses like any other refused upload.
+
+    Django raises ``TooManyFilesSent`` while it reads the form, which the CSRF middleware does before
+    the view runs (a bare "Bad Request" page). So the form is read here first, and the CSRF check
+    runs right after, inside (``csrf_protect``): nothing is done for a request that fails it.
+    """
+
+    def decorate(view: View) -> View:
+        protected = csrf_protect(view)
+
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                try:
+                    request.POST  # noqa: B018 - reads the form, which is what may raise
+                except TooManyFilesSent:
+                    return on_refusal(request, too_many_files(), *args, **kwargs)
+            return protected(request, *args, **kwargs)
+
+        return csrf_exempt(wrapped)
+
+    return decorate
+
+
+def _new_page_refused(request: HttpRequest, exc: UploadRefused) -> HttpResponse:
+    return render(request, "training/new.html", {"problems": exc.problems, "refused": str(exc)}, status=400)
+
+
+def _add_images_refused(request: HttpRequest, exc: UploadRefused, dataset_id: str) -> HttpResponse:
+    messages.error(request, str(exc))
+    for problem in exc.problems[1:6]:
+        messages.error(request, f"{problem.file}: {problem.message}")
+    return redirect("training-dataset", dataset_id=dataset_id)
+
+
 @login_required
 def training_list(request: HttpRequest) -> HttpResponse:
     auth = _auth(request)
@@ -81,6 +124,7 @@ def training_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@refuse_too_many_files(_new_page_refused)
 def training_new(request: HttpRequest) -> HttpResponse:
     """Step 1: the pictures. (JavaScript uploads them to the API with progress; this is the fallback.)"""
     if request.method == "POST":
@@ -90,9 +134,7 @@ def training_new(request: HttpRequest) -> HttpResponse:
                 auth=auth, files=_files(request), name=request.POST.get("name", "")
             )
         except UploadRefused as exc:
-            return render(
-                request, "training/new.html", {"problems": exc.problems, "refused": str(exc)}, status=400
-            )
+            return _new_page_refused(request, exc)
         for notice in change.notices:
             messages.info(request, notice)
         return redirect("training-dataset", dataset_id=change.dataset.pk)
@@ -157,31 +199,37 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
         except ValidationError as exc:
             errors.append(_message(exc))
     family = model.family if model else "sd15"
+    quick = wants_quick_preset(model)
+    preset = preset_for(family, quick=quick)
     try:
-        params = resolve_params(family, _params_from_form(request) if request.method == "POST" else {})
+        params = resolve_params(
+            family, _params_from_form(request) if request.method == "POST" else {}, quick=quick
+        )
     except ParamError:
-        params = dict(PRESETS[family])
+        params = dict(preset)
     checks = dataset_checks(dataset=dataset, family=family, params=params)
+    plan = training_plan(workspace=auth.workspace, model=model, params=params, quick=quick)
     return render(
         request,
         "training/dataset.html",
         {
             "dataset": dataset,
-            "items": [item_payload(item, request) for item in dataset.items.all()],
+            "items": [item_payload(item, absolute_urls=False) for item in dataset.items.all()],
             "flagged": {
                 item_id
                 for check in checks["checks"]
                 if check["level"] in ("warning", "error")
                 for item_id in check["items"]
             },
-            "models": models,
+            "models": [(m, wants_quick_preset(m)) for m in models],
             "model": model,
+            "plan": plan,
             "family_label": FAMILY_LABELS.get(family, family),
             "checks": checks,
             "params": [
                 {
                     **p.describe(),
-                    "preset": PRESETS[family].get(p.name),
+                    "preset": preset.get(p.name),
                     "entered": request.POST.get(p.name, "") if request.method == "POST" else "",
                 }
                 for p in PARAMS
@@ -198,18 +246,17 @@ def dataset_page(request: HttpRequest, dataset_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@refuse_too_many_files(_add_images_refused)
 def dataset_add_images(request: HttpRequest, dataset_id: str) -> HttpResponse:
     auth = _auth(request, Scope.TRAIN)
     dataset = access.get_dataset_for_workspace(workspace=auth.workspace, id=dataset_id)
     try:
         change = services.dataset_add_files(dataset=dataset, files=_files(request))
-        messages.success(request, f"Added {change.added} image(s).")
-        for notice in change.notices:
-            messages.info(request, notice)
     except UploadRefused as exc:
-        messages.error(request, str(exc))
-        for problem in exc.problems[1:6]:
-            messages.error(request, f"{problem.file}: {problem.message}")
+        return _add_images_refused(request, exc, dataset_id=str(dataset.pk))
+    messages.success(request, f"Added {change.added} image(s).")
+    for notice in change.notices:
+        messages.info(request, notice)
     return redirect("training-dataset", dataset_id=dataset.pk)
 
 
@@ -233,9 +280,9 @@ def training_detail(request: HttpRequest, training_id: str) -> HttpResponse:
         "training/detail.html",
         {
             "job": job,
-            "payload": training_payload(job, request),
-            "checkpoints": list(reversed(checkpoints_payload(job, request))),
-            "lora": lora_payload(job, request) if job.status == "succeeded" else None,
+            "payload": training_payload(job, absolute_urls=False),
+            "checkpoints": list(reversed(checkpoints_payload(job, absolute_urls=False))),
+            "lora": lora_payload(job, absolute_urls=False) if job.status == "succeeded" else None,
             "family_label": FAMILY_LABELS.get(job.family, job.family),
             "can_train": Scope.TRAIN in auth.scopes,
         },

@@ -224,6 +224,28 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+#: What changes for a quick run: the tiny demo models (random weights, 64 px natively) and any worker
+#: that trains on a CPU, where the full presets take hours and hold the one ``gpu`` worker that the
+#: studio's generations also wait for. A few dozen steps at 64 px give a LoRA in about a minute on the
+#: demo model; on a real model it is a smoke test (training works, the LoRA loads), not a good LoRA.
+QUICK_OVERRIDES: Mapping[str, Any] = {
+    "steps": 60,
+    "resolution": 64,
+    "checkpoint_every": 20,
+    "sample_steps": 4,
+    "batch_size": 1,
+    "gradient_checkpointing": False,
+}
+
+
+def preset_for(family: str, *, quick: bool = False) -> dict[str, Any]:
+    """The family's preset, or its quick variant (``QUICK_OVERRIDES``) for demo models and CPU workers."""
+    preset = dict(PRESETS[family])
+    if quick:
+        preset.update(QUICK_OVERRIDES)
+    return preset
+
+
 class ParamError(ValueError):
     """A training parameter is unknown or out of bounds; ``errors`` maps names to messages."""
 
@@ -257,13 +279,16 @@ def _coerce(param: Param, value: Any) -> Any:
     return number
 
 
-def resolve_params(family: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The family's preset with ``overrides`` applied and checked; ``ParamError`` says what to fix."""
+def resolve_params(
+    family: str, overrides: Mapping[str, Any] | None = None, *, quick: bool = False
+) -> dict[str, Any]:
+    """The family's preset (``quick``: its short variant) with ``overrides`` applied and checked;
+    ``ParamError`` says what to fix."""
     if family not in PRESETS:
         raise ParamError(
             {"family": f"LoRA training supports {', '.join(FAMILY_LABELS.values())}, not {family!r}"}
         )
-    params = dict(PRESETS[family])
+    params = preset_for(family, quick=quick)
     errors: dict[str, str] = {}
     for name, value in (overrides or {}).items():
         param = PARAM_BY_NAME.get(name)
@@ -296,10 +321,12 @@ def describe_presets() -> dict[str, Any]:
                 "family": family,
                 "label": FAMILY_LABELS[family],
                 "native_resolution": NATIVE_RESOLUTION[family],
-                "preset": dict(PRESETS[family]),
+                "preset": preset_for(family),
+                "quick_preset": preset_for(family, quick=True),
             }
             for family in FAMILIES
         ],
         "params": [param.describe() for param in PARAMS],
         "recommended_min_images": dict(RECOMMENDED_MIN_IMAGES),
+        "quick_preset_is_for": "demo models and workers that train on a CPU",
     }

@@ -145,14 +145,25 @@
     var start = form.querySelector("[data-testid=start-training]");
     var timer = null;
 
+    var planNote = form.querySelector("[data-plan-note]");
+    var saveStatus = form.querySelector("[data-autosave-status]");
+    var goalFields = form.querySelectorAll("[data-goal-field]");
+    var saveTimer = null;
+    var saving = 0;
+
+    function selected() {
+      return model && model.options[model.selectedIndex];
+    }
+
     function family() {
-      var option = model && model.options[model.selectedIndex];
+      var option = selected();
       return option ? option.getAttribute("data-family") : "sd15";
     }
 
     function applyPlaceholders() {
       var preset = null;
-      presets.families.forEach(function (f) { if (f.family === family()) preset = f.preset; });
+      var quick = selected() && selected().getAttribute("data-preset") === "quick";
+      presets.families.forEach(function (f) { if (f.family === family()) preset = quick ? f.quick_preset : f.preset; });
       if (!preset) return;
       form.querySelectorAll("[data-param]").forEach(function (field) {
         var value = preset[field.getAttribute("data-param")];
@@ -196,15 +207,83 @@
         figure.classList.toggle("is-flagged", !!flagged[figure.getAttribute("data-item")]);
       });
       if (start && model) start.disabled = !result.ok;
+      if (planNote && result.plan) planNote.textContent = result.plan.note;
+      var heading = form.querySelector("[data-checks-for]");
+      if (heading && result.resolution) {
+        heading.textContent = "For " + (result.family_label || "") + " at " + result.resolution + " px.";
+      }
     }
 
-    function refresh() {
+    function query() {
       var params = new URLSearchParams();
       if (model && model.value) params.set("model", model.value);
       form.querySelectorAll("[data-param]").forEach(function (field) {
         if (field.value !== "") params.set(field.getAttribute("data-param"), field.value);
       });
-      fetch(form.getAttribute("data-checks-url") + "?" + params.toString(), {
+      return params.toString();
+    }
+
+    /* Captions written from the description follow it as it is typed: the goal is saved in the
+     * background (the same PATCH as the API), and the answer carries the new captions and checks.
+     * A caption typed here and not saved yet is left as it is. */
+    function goal() {
+      var body = {};
+      goalFields.forEach(function (field) {
+        if (field.type === "radio") { if (field.checked) body[field.name] = field.value; }
+        else body[field.name] = field.value;
+      });
+      return body;
+    }
+
+    function showSaved(text, isError) {
+      if (!saveStatus) return;
+      saveStatus.textContent = text;
+      saveStatus.classList.toggle("text-danger", !!isError);
+    }
+
+    function saveGoal() {
+      var trigger = form.querySelector("[name=trigger_word]");
+      if (trigger && !trigger.checkValidity()) {
+        showSaved("Not saved: the trigger word needs 3-40 lowercase letters, digits or _, starting with a letter.", true);
+        return;
+      }
+      saving += 1;
+      showSaved("Saving…", false);
+      fetch(form.getAttribute("data-api") + "?" + query(), {
+        method: "PATCH",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(form) },
+        body: JSON.stringify(goal())
+      }).then(function (response) {
+        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+      }).then(function (result) {
+        saving -= 1;
+        if (!result.ok) {
+          var detail = result.body.detail || Object.keys(result.body).map(function (key) {
+            return key + ": " + [].concat(result.body[key]).join(" ");
+          }).join(" ");
+          showSaved("Not saved: " + detail, true);
+          return;
+        }
+        (result.body.items || []).forEach(function (item) {
+          var box = form.querySelector("textarea[name='caption-" + item.id + "']");
+          if (box && item.caption_auto && !box.hasAttribute("data-edited")) box.value = item.caption;
+        });
+        if (result.body.checks) render(result.body.checks);
+        if (!saving) showSaved("Saved; the captions follow the description.", false);
+      }).catch(function () {
+        saving -= 1;
+        showSaved("Not saved: the connection failed. Save keeps everything.", true);
+      });
+    }
+
+    function saveLater() {
+      window.clearTimeout(saveTimer);
+      saveTimer = window.setTimeout(saveGoal, 500);
+    }
+
+    function refresh() {
+      fetch(form.getAttribute("data-checks-url") + "?" + query(), {
         credentials: "same-origin", headers: { Accept: "application/json" }
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
@@ -219,6 +298,14 @@
       timer = window.setTimeout(refresh, 300);
     }
 
+    if (form.hasAttribute("data-autosave")) {
+      goalFields.forEach(function (field) {
+        field.addEventListener(field.type === "radio" ? "change" : "input", saveLater);
+      });
+      form.querySelectorAll("textarea[name^='caption-']").forEach(function (box) {
+        box.addEventListener("input", function () { box.setAttribute("data-edited", ""); });
+      });
+    }
     if (model) model.addEventListener("change", function () { applyPlaceholders(); refresh(); });
     form.querySelectorAll("[data-param]").forEach(function (field) { field.addEventListener("change", later); });
     applyPlaceholders();
@@ -386,7 +473,9 @@
 
     function connect() {
       if (!window.WebSocket || terminal()) return;
-      var url = state.urls.stream.replace(/^wss?:\/\/[^/]+/, (location.protocol === "https:" ? "wss://" : "ws://") + location.host);
+      var origin = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+      var stream = state.urls.stream;
+      var url = stream.charAt(0) === "/" ? origin + stream : stream.replace(/^wss?:\/\/[^/]+/, origin);
       socket = new WebSocket(url);
       socket.addEventListener("open", function () { retries = 0; note.textContent = " · live"; window.clearTimeout(pollTimer); });
       socket.addEventListener("message", function (message) {

@@ -256,3 +256,30 @@ def test_a_captioning_model_is_used_when_installed(owner, settings, tmp_path):
     word = body["trigger_word"]
     # What the model saw replaces the description in the caption; the trigger word stays.
     assert body["items"][0]["caption"].startswith(f"a photo of {word}, cat cat")
+
+
+def test_retrying_a_training_upload_with_its_idempotency_key_stores_nothing_new(
+    owner, sd15_model, monkeypatch, media_root
+):
+    import shutil
+
+    monkeypatch.setattr("training.services.enqueue", lambda job: None)
+    shutil.rmtree(media_root / "ws", ignore_errors=True)
+
+    def send():
+        files = [upload("set.zip", zip_of([(f"{i}.png", smooth_png(64, 64, seed=i)) for i in range(3)]))]
+        return owner.client().post(
+            "/api/v1/trainings",
+            {"images": files, "name": "Mira", "params": '{"steps": 20}'},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="retry-1",
+        )
+
+    first = send()
+    assert first.status_code == 201, first.content
+    stored = sorted(p for p in (media_root / "ws").rglob("*") if p.is_file())
+    for _ in range(2):
+        again = send()
+        assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert (Dataset.objects.count(), TrainingJob.objects.count()) == (1, 1)
+    assert sorted(p for p in (media_root / "ws").rglob("*") if p.is_file()) == stored

@@ -230,7 +230,9 @@ def test_a_poison_job_fails_after_its_attempts(
 
 @TRANSACTIONAL
 @pytest.mark.asyncio
-async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatch):
+async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatch, settings):
+    # Pages read these events on whatever host they were opened on: links must not point at SITE_URL.
+    settings.SITE_URL = "http://site-url.invalid:9999"
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
     response = await sync_to_async(start_training)(owner)
     job_id = response.json()["id"]
@@ -243,6 +245,12 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
     assert connected
     snapshot = await ws.receive_json_from(timeout=10)
     assert snapshot["type"] == "training.snapshot" and snapshot["training"]["status"] == "starting"
+    assert snapshot["training"]["urls"] == {
+        "get": f"/api/v1/trainings/{job_id}",
+        "cancel": f"/api/v1/trainings/{job_id}/cancel",
+        "stream": f"/ws/trainings/{job_id}/",
+        "page": f"/training/{job_id}",
+    }
     assert await sync_to_async(runner.training_execute)(job_id=job_id) == "succeeded"
     received = []
     while True:
@@ -257,8 +265,21 @@ async def test_progress_arrives_over_the_websocket(owner, sd15_model, monkeypatc
     ]
     assert [point[0] for point in losses] == list(range(1, 21))
     checkpoint = next(event for event in received if event["type"] == "training.checkpoint")
-    assert checkpoint["step"] == 10 and checkpoint["samples"][0]["url"].startswith("http")
-    assert received[-1]["lora"]["trigger_words"]
+    assert checkpoint["step"] == 10 and checkpoint["samples"][0]["url"].startswith("/files/")
+    lora = received[-1]["lora"]
+    assert lora["trigger_words"] and lora["download_url"].startswith("/files/")
+    assert lora["kohya_download_url"].startswith("/files/")
+    assert "site-url.invalid" not in json.dumps(received)
+    # The API keeps absolute links (on the request's host), and so do webhooks (on SITE_URL).
+    api = (await sync_to_async(owner.client().get)(f"/api/v1/trainings/{job_id}")).json()
+    assert api["urls"]["get"] == f"http://testserver/api/v1/trainings/{job_id}"
+    assert api["lora"]["download_url"].startswith("http://testserver/files/")
+    assert api["checkpoints"][0]["samples"][0]["url"].startswith("http://testserver/files/")
+    from training.payloads import training_payload
+
+    job = await sync_to_async(TrainingJob.objects.select_related("lora").get)(pk=job_id)
+    hook = await sync_to_async(training_payload)(job)
+    assert hook["lora"]["download_url"].startswith("http://site-url.invalid:9999/files/")
     await ws.disconnect()
     await sync_to_async(close_this_threads_connection)()
 

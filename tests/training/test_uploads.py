@@ -265,3 +265,47 @@ def test_overlong_videos_are_refused(owner, clean_media, settings):
     assert_refused(
         post_files(owner, upload("long.mp4", mp4(frames=12, fps=6))), clean_media, "long.mp4", "trim it"
     )
+
+
+def test_more_loose_files_than_django_parses_get_the_usual_refusal(owner, clean_media, settings):
+    from django.test import Client
+
+    from training.uploads import UploadLimits
+
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FILES == UploadLimits.from_settings().max_files == 200
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 5  # the same path as 201 files, with fewer files to build
+    files = [upload(f"{i}.png", png(seed=i)) for i in range(6)]
+    expected = ("Too many files in one upload", "at most 5 at a time", "put them in a zip")
+    assert_refused(post_files(owner, *files), clean_media, *expected)
+    assert_refused(post_files(owner, *files, url="/api/v1/trainings", name="Mira"), clean_media, *expected)
+
+    # The browser's upload (session + CSRF header): refused the same way, not "Bad Request".
+    session = Client(enforce_csrf_checks=True)
+    session.force_login(owner.user)
+    token = session.get("/training/new").cookies["csrftoken"].value
+    api = session.post(
+        "/api/v1/datasets", {"images": [upload(f"{i}.png", png(seed=i)) for i in range(6)]}, HTTP_X_CSRFTOKEN=token
+    )
+    assert_refused(api, clean_media, *expected)
+
+    # The plain form (no JavaScript) shows the message on the page.
+    page = session.post(
+        "/training/new",
+        {"images": [upload(f"{i}.png", png(seed=i)) for i in range(6)], "csrfmiddlewaretoken": token},
+    )
+    assert page.status_code == 400 and "Too many files in one upload" in page.content.decode()
+    assert stored_files(clean_media) == [] and Dataset.objects.count() == 0
+
+    # Within the limit the form still needs its CSRF token, and works with it.
+    fine = [upload(f"{i}.png", smooth_png(64, 64, seed=i)) for i in range(3)]
+    assert session.post("/training/new", {"images": fine}).status_code == 403
+    fine = [upload(f"{i}.png", smooth_png(64, 64, seed=i)) for i in range(3)]
+    done = session.post("/training/new", {"images": fine, "csrfmiddlewaretoken": token})
+    assert done.status_code == 302 and Dataset.objects.get().items.count() == 3
+    dataset = Dataset.objects.get()
+    more = session.post(
+        f"/training/datasets/{dataset.pk}/images",
+        {"images": [upload(f"x{i}.png", png(seed=i)) for i in range(6)], "csrfmiddlewaretoken": token},
+        follow=True,
+    )
+    assert "Too many files in one upload" in more.content.decode() and dataset.items.count() == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.exceptions import TooManyFilesSent
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
@@ -22,8 +23,9 @@ from .. import access, services
 from ..catalog import default_trainable_model, trainable_model, trainable_models
 from ..models import Dataset, GoalType, TrainingJob
 from ..payloads import dataset_payload, training_payload
-from ..selectors import dataset_checks
-from ..uploads import UploadRefused
+from ..plan import training_plan, wants_quick_preset
+from ..selectors import dataset_checks, training_for_idempotency_key
+from ..uploads import UploadRefused, too_many_files
 
 UUID_PATTERN = "[0-9a-fA-F-]{36}"
 
@@ -102,10 +104,20 @@ class TrainingCreateSerializer(GoalSerializer, TrainingMetaSerializer):
     )
 
 
+class RefuseTooManyFiles:
+    """More loose files than Django parses surface while the request is read (in authentication's CSRF
+    check, or at ``request.data``), before any view code: answer them like every other refused upload."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, TooManyFilesSent):
+            return refused(too_many_files())
+        return super().handle_exception(exc)  # type: ignore[misc, no-any-return]
+
+
 MODEL_PARAM = OpenApiParameter("model", str, required=False, description="Base model id the checks are for.")
 
 
-class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+class DatasetViewSet(RefuseTooManyFiles, mixins.ListModelMixin, WorkspaceScopedViewSet):
     """Training images with their captions, goal and trigger word."""
 
     queryset = Dataset.objects.all()
@@ -127,13 +139,16 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         family = model.family if model else request.query_params.get("family", "")
         if family not in PRESETS:
             return None
+        quick = wants_quick_preset(model)
         try:
             params = resolve_params(
-                family, {k: v for k, v in request.query_params.items() if k in PARAM_BY_NAME}
+                family, {k: v for k, v in request.query_params.items() if k in PARAM_BY_NAME}, quick=quick
             )
         except ParamError as exc:
             raise ValidationError({"params": exc.errors}) from exc
-        return dataset_checks(dataset=dataset, family=family, params=params)
+        checks = dataset_checks(dataset=dataset, family=family, params=params)
+        plan = training_plan(workspace=self.workspace, model=model, params=params, quick=quick)
+        return {**checks, "params": params, "plan": plan.as_dict()}
 
     @extend_schema(operation_id="datasets_list", responses=dict)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -216,7 +231,7 @@ class DatasetViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
+class TrainingViewSet(RefuseTooManyFiles, mixins.ListModelMixin, WorkspaceScopedViewSet):
     """LoRA training jobs."""
 
     queryset = TrainingJob.objects.select_related("lora", "dataset")
@@ -276,9 +291,16 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
                 )
             model_id = str(default.pk)
         model, _ = trainable_model(workspace=self.workspace, id=model_id)
+        # A retry of a request that already made its training gets that training, before the images
+        # are stored again (a retried upload would otherwise leave a new, unused dataset each time).
+        earlier = training_for_idempotency_key(
+            workspace=self.workspace, key=request.headers.get("Idempotency-Key", "")
+        )
+        if earlier is not None:
+            return Response(training_payload(earlier, request), status=status.HTTP_200_OK)
         overrides = param_overrides(request.data)
-        try:
-            resolve_params(model.family, overrides)  # refuse bad parameters before anything is stored
+        try:  # refuse bad parameters before anything is stored
+            resolve_params(model.family, overrides, quick=wants_quick_preset(model))
         except ParamError as exc:
             raise ValidationError({"params": exc.errors}) from exc
         created_dataset: Dataset | None = None
@@ -311,6 +333,10 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
                 with transaction.atomic():
                     services.dataset_delete(dataset=created_dataset)
             raise
+        if not submitted.created and created_dataset is not None:
+            # Two requests with the same key at once: the other one's training stands; drop ours.
+            with transaction.atomic():
+                services.dataset_delete(dataset=created_dataset)
         return Response(
             training_payload(submitted.job, request),
             status=status.HTTP_201_CREATED if submitted.created else status.HTTP_200_OK,
@@ -326,7 +352,13 @@ class TrainingViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
         """The presets per family, every parameter's bounds and explanation, and the models to train on."""
         body = describe_presets()
         body["models"] = [
-            {"id": str(m.pk), "name": m.name, "family": m.family, "is_demo": m.is_demo}
+            {
+                "id": str(m.pk),
+                "name": m.name,
+                "family": m.family,
+                "is_demo": m.is_demo,
+                "preset": "quick" if wants_quick_preset(m) else "full",
+            }
             for m in trainable_models(workspace=self.workspace)
         ]
         return Response(body)
