@@ -25,6 +25,7 @@ from .engine import Heartbeat, Throttle, is_cancel_requested, node_registry, pre
 from .models import Generation, Status
 from .node_titles import graph_node_inputs, plain_title
 from .references import catalog_resolver, resolve_graph
+from .thumbnails import with_thumbnails
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,8 @@ def generation_execute(*, generation_id: str) -> str:
     for node_id, state in result.nodes.items():
         sink.states.setdefault(node_id, {}).update({k: v for k, v in state.items() if v is not None})
     _finish(
-        generation, status=Status.SUCCEEDED, progress=1.0, outputs=_outputs_from(result.outputs),
+        generation, status=Status.SUCCEEDED, progress=1.0,
+        outputs=with_thumbnails(_outputs_from(result.outputs), workspace_id=str(generation.workspace_id)),
         node_states=sink.states, reproducibility=reproducibility, current_node="", current_title="",
         logs="\n".join(sink.log_lines),
     )

@@ -15,10 +15,19 @@ def output_files(generation: Generation, request: HttpRequest | None = None, *,
     """Signed links to the outputs: absolute for API clients and webhooks (KIZY_SITE_URL without a
     request), or relative for the site's own pages and websockets, which then work on any host name."""
     files = []
+
+    def link(key: str) -> str:
+        url = signed_url(key)
+        return absolute(request, url) if absolute_urls else url
+
     for item in generation.outputs or []:
-        url = signed_url(item["key"])
+        url = link(item["key"])
+        # A small WebP for tiles; outputs recorded before thumbnails existed fall back to the image itself.
+        thumbnail = link(item["thumbnail_key"]) if item.get("thumbnail_key") else (
+            url if item.get("kind") == "image" else None)
         files.append({
-            "url": absolute(request, url) if absolute_urls else url,
+            "url": url,
+            "thumbnail_url": thumbnail,
             # A stable reference to the workspace's own file (the signed URL expires): give it back as
             # `image` to use this output as the next guide image.
             "key": item["key"],

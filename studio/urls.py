@@ -5,6 +5,7 @@ from . import views, views_settings
 
 urlpatterns = [
     path("studio", views.studio, name="studio"),
+    path("studio/recent", views.studio_recent, name="studio-recent"),
     path("gallery", views.gallery, name="gallery"),
     path("gallery/<uuid:generation_id>", views.generation_detail, name="generation-detail"),
     path("settings/workspace/default-model", views.workspace_default_model_view, name="workspace-default-model"),

@@ -209,6 +209,7 @@ def studio(request: HttpRequest) -> HttpResponse:
             "stream": "/ws/generations/",
             "detail": reverse("generation-detail", args=["00000000-0000-0000-0000-000000000000"]),
             "studio": reverse("studio"),
+            "recent": reverse("studio-recent"),
         },
         "aspect_ratios": list(STUDIO_ASPECT_RATIOS),
         "schedulers": list(SCHEDULERS),
@@ -225,6 +226,13 @@ def studio(request: HttpRequest) -> HttpResponse:
         "recent": _tiles(request, recent),
         **_catalog_state(workspace),
     })
+
+
+@login_required
+def studio_recent(request: HttpRequest) -> HttpResponse:
+    """The studio's Recent strip alone, for the page to refresh after a run finishes."""
+    recent = list(_workspace_generations(request)[:RECENT_IN_STUDIO])
+    return render(request, "studio/_recent.html", {"recent": _tiles(request, recent)})
 
 
 @login_required

@@ -810,6 +810,19 @@
         showErrors(new ApiError(500, { detail: job.error || "The generation failed." }), "The generation failed.");
       }
       setBusy(false);
+      refreshRecent();
+    }
+
+    /* The Recent strip, rendered again by the server (thumbnails and signed links) once a run ends. */
+    async function refreshRecent() {
+      const section = document.getElementById("studio-recent");
+      if (!section || !config.urls.recent) return;
+      try {
+        const response = await fetch(config.urls.recent, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if (!response.ok) return;
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("studio-recent");
+        if (fresh) document.getElementById("studio-recent").replaceWith(document.importNode(fresh, true));
+      } catch (err) { /* the strip stays as it was */ }
     }
 
     const setNodeText = (text) => { $("#run-node").textContent = text; };

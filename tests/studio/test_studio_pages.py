@@ -393,3 +393,15 @@ def test_another_workspaces_model_cannot_be_the_default(owner, outsider):
     assert "That model is not installed in this workspace&#x27;s catalog" in response.content.decode()
     owner.workspace.refresh_from_db()
     assert owner.workspace.default_model is None
+
+
+def test_the_recent_strip_fragment_shows_only_this_workspace(owner, outsider):
+    generation(owner.workspace, prompt="my lighthouse")
+    generation(outsider.workspace, prompt="their lighthouse")
+    html = browser(owner).get("/studio/recent").content.decode()
+    assert 'id="studio-recent"' in html and "my lighthouse" in html and "their lighthouse" not in html
+    assert_csp_clean(html)
+    empty = browser(outsider).get("/studio/recent")
+    assert empty.status_code == 200
+    Generation.objects.filter(workspace=outsider.workspace).delete()
+    assert re.search(r'id="studio-recent"[^>]*hidden', browser(outsider).get("/studio/recent").content.decode())
