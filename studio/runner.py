@@ -224,6 +224,14 @@ def generation_execute(*, generation_id: str) -> str:
         _finish(generation, status=Status.FAILED, error=str(exc), node_states=_merged_states(sink, exc),
                 logs="\n".join(sink.log_lines))
         return "failed"
+    except Exception as exc:  # noqa: BLE001 - the backend itself (no Modal token, storage, a lost container)
+        # Fail at once with its words: left to the lease, the job would sit in `processing`, be retried
+        # and end as "the worker kept stopping", which hides a configuration error.
+        logger.exception("job %s: the compute backend failed", generation_id)
+        _finish(generation, status=Status.FAILED, node_states=_merged_states(sink, exc),
+                error=f"The compute backend ({settings.KIZY_COMPUTE_BACKEND}) could not run the job: {exc}",
+                logs="\n".join(sink.log_lines))
+        return "failed: backend"
     reproducibility = {**result.reproducibility, "seconds": round(time.monotonic() - started, 4)}
     for node_id, state in result.nodes.items():
         sink.states.setdefault(node_id, {}).update({k: v for k, v in state.items() if v is not None})

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gpu_workers.backends.base import ComputeBackend, JobPayload
 from gpu_workers.backends.remote import replay
 from gpu_workers.executor import GraphResult
 from gpu_workers.sdk import EventSink
+from gpu_workers.training.remote import TrainingPayload
+from gpu_workers.training.spec import TrainingEvents, TrainingResult
+
+logger = logging.getLogger(__name__)
 
 
 class ModalNotConfigured(RuntimeError):
@@ -23,10 +29,20 @@ def modal_credentials_present() -> bool:
     return config.exists() and "token_id" in config.read_text()
 
 
+def request_remote_cancel(flags: Any, job_id: str) -> None:
+    """Raise the job's flag in the shared ``modal.Dict``; the container's executor polls it and stops at
+    its next step, so the GPU stops billing. A failed write is logged: the job is canceled here anyway."""
+    try:
+        flags[job_id] = True
+    except Exception:  # noqa: BLE001 - the site must still report the cancellation
+        logger.warning("could not tell the Modal container to cancel job %s", job_id, exc_info=True)
+
+
 class ModalBackend(ComputeBackend):
     def __init__(self, app_name: str | None = None, class_name: str = "GpuWorker") -> None:
         self.app_name = app_name or os.environ.get("KIZY_MODAL_APP", "kizy-gpu")
         self.class_name = class_name
+        self.cancel_dict = os.environ.get("KIZY_MODAL_CANCEL_DICT", "kizy-cancel")
 
     def submit(
         self,
@@ -48,5 +64,45 @@ class ModalBackend(ComputeBackend):
         import modal
 
         worker_cls = modal.Cls.from_name(self.app_name, self.class_name)
+        flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
         stream = worker_cls().run.remote_gen(payload.model_dump(mode="json"))
-        return replay(stream, events, is_cancelled or (lambda: False))
+        return replay(stream, events, is_cancelled or (lambda: False),
+                      on_cancel=lambda: request_remote_cancel(flags, payload.job_id))
+
+    def submit_training(
+        self,
+        payload: TrainingPayload,
+        *,
+        events: TrainingEvents | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+        class_name: str = "GpuTrainer",
+    ) -> TrainingResult:
+        """Run one LoRA training in the app's ``GpuTrainer`` and replay its events into ``events``.
+
+        Raises ``JobCanceled``, ``ModelError``, ``ValueError`` or ``RuntimeError`` like ``train_lora``."""
+        from gpu_workers.training.remote import replay_training
+
+        if not modal_credentials_present():
+            raise ModalNotConfigured(
+                "KIZY_COMPUTE_BACKEND=modal but no Modal token is configured: set MODAL_TOKEN_ID and "
+                "MODAL_TOKEN_SECRET (create them with `modal token new`), then deploy the app with "
+                "`modal deploy gpu_workers/backends/modal_app.py`."
+            )
+        if payload.storage.get("kind") != "s3":
+            raise ModalNotConfigured(
+                "Modal containers reach the training images through S3/R2: set KIZY_S3_BUCKET (and endpoint "
+                "and keys) on the site."
+            )
+        import modal
+
+        try:
+            trainer_cls = modal.Cls.from_name(self.app_name, class_name)
+        except modal.exception.NotFoundError as exc:
+            raise ModalNotConfigured(
+                f"The Modal app {self.app_name!r} has no {class_name}: deploy it again with "
+                "`modal deploy gpu_workers/backends/modal_app.py`."
+            ) from exc
+        flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
+        stream = trainer_cls().train.remote_gen(payload.model_dump(mode="json"))
+        return replay_training(stream, events, is_cancelled or (lambda: False),
+                               on_cancel=lambda: request_remote_cancel(flags, payload.spec.job_id))

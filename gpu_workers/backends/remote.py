@@ -19,6 +19,10 @@ from gpu_workers.sdk import EventSink, GraphValidationError, JobCanceled, ModelP
 _DONE = object()
 
 
+class RemoteJobError(RuntimeError):
+    """The remote container failed outside any node (storage, model store, a bug); carries its message."""
+
+
 class QueueEventSink:
     """Turns executor callbacks into JSON-able event dicts on a queue."""
 
@@ -63,6 +67,8 @@ def stream_job(
         except NodeError as exc:
             outcome["error"] = {"kind": "node", "message": str(exc), "node_id": exc.node_id,
                                 "node_type": exc.node_type}
+        except Exception as exc:  # noqa: BLE001 - storage, model store, a bug: its words must reach the site
+            outcome["error"] = {"kind": "error", "message": f"{type(exc).__name__}: {exc}"}
         finally:
             events.put(_DONE)
 
@@ -74,10 +80,18 @@ def stream_job(
     yield outcome
 
 
-def replay(stream: Iterator[dict[str, Any]], sink: EventSink | None, is_cancelled: Callable[[], bool]) -> GraphResult:
-    """Feed streamed events to a local sink and rebuild the result (or raise what the job raised)."""
+def replay(
+    stream: Iterator[dict[str, Any]], sink: EventSink | None, is_cancelled: Callable[[], bool],
+    on_cancel: Callable[[], None] | None = None,
+) -> GraphResult:
+    """Feed streamed events to a local sink and rebuild the result (or raise what the job raised).
+
+    When ``is_cancelled`` turns true, ``on_cancel`` tells the remote side (which then stops at its next
+    step) before the job is reported canceled here."""
     for item in stream:
         if is_cancelled():
+            if on_cancel is not None:
+                on_cancel()
             raise JobCanceled()
         kind = item.get("event")
         if kind is None:
@@ -90,8 +104,10 @@ def replay(stream: Iterator[dict[str, Any]], sink: EventSink | None, is_cancelle
                 raise JobCanceled()
             if error.get("kind") == "invalid":
                 raise GraphValidationError(error.get("errors", []))
-            raise NodeError(error.get("node_id"), error.get("message", "the remote job failed"),
-                            node_type=error.get("node_type"))
+            if error.get("kind") == "node":
+                raise NodeError(error.get("node_id"), error.get("message", "the remote job failed"),
+                                node_type=error.get("node_type"))
+            raise RemoteJobError(f"The remote worker failed: {error.get('message') or 'no message was given'}")
         if sink is None:
             continue
         if kind == "node_started":

@@ -6,8 +6,8 @@ import pytest
 from gpu_workers.artifacts import FilesystemArtifactStore
 from gpu_workers.backends.base import JobPayload
 from gpu_workers.backends.modal_backend import ModalBackend, ModalNotConfigured
-from gpu_workers.backends.remote import replay
-from gpu_workers.sdk import NodeError, RecordingEventSink
+from gpu_workers.backends.remote import RemoteJobError, replay
+from gpu_workers.sdk import JobCanceled, NodeError, RecordingEventSink
 
 GRAPH = {
     "nodes": {
@@ -18,9 +18,25 @@ GRAPH = {
 }
 
 
+@pytest.fixture(scope="session")
+def container_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("modal-volume")
+
+
 @pytest.fixture
-def worker(monkeypatch):
+def flags(monkeypatch):
+    """The shared cancel flags (a `modal.Dict` in production), as a plain dict."""
+    from gpu_workers.backends import modal_app
+
+    flags: dict = {}
+    monkeypatch.setattr(modal_app, "cancel_flags", flags)
+    return flags
+
+
+@pytest.fixture
+def worker(monkeypatch, container_store, flags):
     monkeypatch.setenv("KIZY_NODE_PACKS", "kizy,kizy-testpack")
+    monkeypatch.setenv("KIZY_MODEL_STORE", str(container_store))
     from gpu_workers.backends.modal_app import GpuWorker
 
     return GpuWorker()
@@ -62,3 +78,53 @@ def test_filesystem_storage_is_refused_for_modal(monkeypatch):
     job = JobPayload(job_id="j", workspace_id="w", graph=GRAPH, storage={"kind": "django"})
     with pytest.raises(ModalNotConfigured, match="S3/R2"):
         ModalBackend().submit(job)
+
+
+def test_an_error_outside_any_node_comes_back_with_its_message(worker, tmp_path):
+    job = dict(payload(tmp_path), storage={"kind": "filesystem"})  # no root: the container cannot store
+    with pytest.raises(RemoteJobError, match="filesystem storage needs a 'root' folder"):
+        replay(iter(worker.run.local(job)), None, lambda: False)
+
+
+SLOW = {"nodes": {"slow": {"type": "slow_steps", "inputs": {"label": "modal-cancel", "steps": 400,
+                                                             "delay_s": 0.01}}}, "outputs": ["slow"]}
+
+
+def test_a_cancel_on_the_site_reaches_the_container_which_stops_within_a_step(worker, flags, tmp_path):
+    from kizy_testpack.counters import STEPS
+
+    from gpu_workers.backends.modal_backend import request_remote_cancel
+
+    STEPS["modal-cancel"] = 0
+    stream = worker.run.local(payload(tmp_path, SLOW))
+    seen: list[int] = []
+
+    class Sink(RecordingEventSink):
+        def step(self, node_id, i, n, preview_png):
+            seen.append(i)
+
+    with pytest.raises(JobCanceled):
+        replay(iter(stream), Sink(), lambda: len(seen) >= 3, on_cancel=lambda: request_remote_cancel(flags, "job-1"))
+    assert flags == {"job-1": True}
+    # The site stopped reading; the container's executor sees the flag at its next poll and stops there.
+    outcome = list(stream)[-1]
+    assert outcome["error"]["kind"] == "canceled"
+    assert STEPS["modal-cancel"] < 400  # it did not run to the end
+    assert "job-1" not in flags  # the flag is cleared when the run ends
+
+
+def test_the_container_loads_the_builtins_without_their_entry_point_and_installs_the_upscaler(
+    monkeypatch, container_store
+):
+    import importlib.metadata
+
+    from gpu_workers.backends import modal_app
+
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: [ep for ep in real(**kw) if ep.dist is None or ep.dist.name != "kizy"])
+    registry = modal_app._container_registry(["kizy", "kizy-testpack"])
+    assert registry.entry("text_to_image").pack == "kizy" and registry.entry("make_image").pack == "kizy-testpack"
+    assert "make_image" not in modal_app._container_registry(["kizy"])
+    modal_app._install_upscaler(str(container_store))
+    assert (container_store / "local" / "realesrgan-x4plus.safetensors").is_file()

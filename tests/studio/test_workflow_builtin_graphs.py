@@ -193,3 +193,28 @@ def test_the_worked_graph_of_the_api_docs_is_valid_on_the_demo_catalog(owner, de
     assert graph_problems(graph=json.loads(worked)["graph"], auth=auth) == []
     photo = json.loads(blocks[1].replace("data:image/png;base64,iVBORw0KGgo...", f"ws/{owner.workspace.pk}/a.png"))
     assert graph_problems(graph=photo["graph"], auth=auth) == []
+
+
+@pytest.fixture
+def modal_without_token(settings, monkeypatch, tmp_path):
+    from studio.backends import compute_backend
+
+    settings.KIZY_COMPUTE_BACKEND = "modal"
+    monkeypatch.delenv("MODAL_TOKEN_ID", raising=False)
+    monkeypatch.delenv("MODAL_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(tmp_path / "no-modal.toml"))
+    compute_backend.cache_clear()
+    yield
+    compute_backend.cache_clear()
+
+
+def test_the_modal_backend_without_a_token_fails_the_job_at_once_saying_how_to_fix_it(
+    owner, modal_without_token, django_capture_on_commit_callbacks
+):
+    from tests.studio.conftest import png_data_uri
+
+    job = _run(owner, _inverted(png_data_uri()), django_capture_on_commit_callbacks)
+    assert job["status"] == "failed"
+    assert "modal token new" in job["error"] and "MODAL_TOKEN_ID" in job["error"]
+    row = Generation.objects.get(pk=job["id"])
+    assert row.lease_owner == "" and row.attempts == 1 and row.completed_at is not None  # not left to the lease
