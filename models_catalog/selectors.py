@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 
 from . import access
 from .compat import Compatibility, family_compatibility, shape_compatibility
-from .models import BaseModel, CatalogEntry, LoraAdapter, Source, Status
+from .models import BaseModel, CatalogEntry, Intent, LoraAdapter, Source, Status
 from .services.install import base_model_local_dir, lora_local_file
 
 LIST_ORDER = ("-featured", "-approved", "-download_count", "name", "id")
@@ -54,8 +54,24 @@ def _common_filters(queryset: QuerySet[Any], params: Mapping[str, str]) -> Query
     return queryset
 
 
+def intent_slugs(value: str) -> list[str]:
+    return [slug.strip() for slug in value.split(",") if slug.strip()]
+
+
+def unknown_intents(value: str) -> list[str]:
+    slugs = intent_slugs(value)
+    known = set(Intent.objects.filter(slug__in=slugs, is_active=True).values_list("slug", flat=True))
+    return [slug for slug in slugs if slug not in known]
+
+
 def model_list(*, workspace: Any, params: Mapping[str, str]) -> QuerySet[BaseModel]:
     queryset = _common_filters(access.visible_models(workspace), params)
+    if params.get("intent"):
+        # A base model suits an intent when it is of the family the intent suggests (what Auto picks).
+        families = Intent.objects.filter(slug__in=intent_slugs(params["intent"]), is_active=True).values_list(
+            "suggested_family", flat=True
+        )
+        queryset = queryset.filter(family__in=list(families))
     if params.get("q"):
         queryset = _search(queryset, params["q"])
     return queryset.prefetch_related("tags", "files").order_by(*LIST_ORDER)
@@ -64,7 +80,7 @@ def model_list(*, workspace: Any, params: Mapping[str, str]) -> QuerySet[BaseMod
 def lora_list(*, workspace: Any, params: Mapping[str, str]) -> QuerySet[LoraAdapter]:
     queryset = _common_filters(access.visible_loras(workspace), params)
     if params.get("intent"):
-        queryset = queryset.filter(intents__slug__in=params["intent"].split(","))
+        queryset = queryset.filter(intents__slug__in=intent_slugs(params["intent"]))
     if params.get("q"):
         queryset = _search(queryset, params["q"], extra=("trigger_words",))
     return queryset.prefetch_related("tags", "files", "intents").distinct().order_by(*LIST_ORDER)

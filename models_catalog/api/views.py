@@ -47,6 +47,11 @@ LIST_FILTERS = [
     OpenApiParameter("visibility", str, description="public or private (this workspace's own)."),
     OpenApiParameter("featured", bool),
     OpenApiParameter("installed", bool),
+    OpenApiParameter(
+        "intent",
+        str,
+        description="Intent slug(s): LoRAs linked to it; base models of the family it suggests.",
+    ),
 ]
 
 
@@ -58,7 +63,12 @@ class CatalogViewSet(
     scope_map = {"POST": "generate"}
 
     def params(self) -> dict[str, str]:
-        return {key: value for key, value in self.request.query_params.items() if value}
+        params = {key: value for key, value in self.request.query_params.items() if value}
+        if params.get("intent") and (unknown := selectors.unknown_intents(params["intent"])):
+            raise ValidationError(
+                {"intent": f"Unknown intent {', '.join(unknown)}; GET /api/v1/intents lists the slugs."}
+            )
+        return params
 
     @extend_schema(request=None, responses={200: InstallOutputSerializer, 202: InstallOutputSerializer})
     @action(detail=True, methods=["post"])
@@ -115,7 +125,7 @@ class LoraViewSet(CatalogViewSet):
     def get_object(self) -> Any:
         return access.get_lora_for_workspace(workspace=self.workspace, id=self.kwargs["pk"])
 
-    @extend_schema(parameters=[*LIST_FILTERS, OpenApiParameter("intent", str, description="Intent slug(s).")])
+    @extend_schema(parameters=LIST_FILTERS)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

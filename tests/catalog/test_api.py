@@ -304,3 +304,27 @@ def test_same_file_links_never_name_another_workspaces_private_lora(member: Any,
     # ...and the link disappears from the answer once the public row is hidden from the requester.
     LoraAdapter.objects.filter(pk=public.pk).update(hidden=True)
     assert member.client().get(f"/api/v1/loras/{mine_id}").json()["same_as"] is None
+
+
+def test_models_filter_by_intent_through_its_suggested_family(owner: Any, catalog: dict[str, Any]) -> None:
+    BaseModel.objects.create(
+        name="Public XL", family="sdxl", source=Source.HUGGINGFACE, external_id="org/xl-base", approved=True
+    )
+    anime = Intent.objects.get(slug="anime")
+    photo = Intent.objects.exclude(suggested_family=anime.suggested_family).first()
+    assert photo is not None
+    client = owner.client()
+    by_family = {"sd15": ["Public SD 1.5"], "sdxl": ["Public XL"]}
+    assert _names(client.get(f"/api/v1/models?intent={anime.slug}")) == by_family.get(anime.suggested_family, [])
+    assert _names(client.get(f"/api/v1/models?intent={photo.slug}")) == by_family.get(photo.suggested_family, [])
+    both = _names(client.get(f"/api/v1/models?intent={anime.slug},{photo.slug}"))
+    assert both == sorted(by_family.get(anime.suggested_family, []) + by_family.get(photo.suggested_family, []))
+    unknown = client.get("/api/v1/models?intent=no-such-intent")
+    assert unknown.status_code == 400 and "no-such-intent" in unknown.json()["detail"]
+    assert "/api/v1/intents" in unknown.json()["detail"]
+    # The page's intent select filters the base-model tab the same way.
+    html = owner.session_client().get(f"/models/?kind=models&intent={anime.slug}").content.decode()
+    expected = by_family.get(anime.suggested_family, [])
+    assert all(name in html for name in expected)
+    assert all(name not in html for names in by_family.values() for name in names if name not in expected)
+    assert 'id="catalog-intent"' in html
