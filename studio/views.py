@@ -34,6 +34,7 @@ from .serializers_output import generation_payload, output_files
 
 GALLERY_PAGE_SIZE = 24
 RECENT_IN_STUDIO = 8
+DELIVERIES_ON_DETAIL = 50
 STUDIO_ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
 
 
@@ -297,6 +298,8 @@ def generation_detail(request: HttpRequest, generation_id: str) -> HttpResponse:
         "repro_models": _model_records(reproducibility.get("models")),
         "request_json": json.dumps(record, indent=2, sort_keys=True),
         "repro_json": json.dumps(reproducibility, indent=2, sort_keys=True),
+        "deliveries": list(generation.webhook_deliveries.filter(workspace=_workspace(request))
+                           .order_by("-created_at")[:DELIVERIES_ON_DETAIL]),
         "rerunnable": _rerunnable(generation) and _can_generate(request),
         "can_generate": _can_generate(request),
         "config": {

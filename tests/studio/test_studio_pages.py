@@ -405,3 +405,27 @@ def test_the_recent_strip_fragment_shows_only_this_workspace(owner, outsider):
     assert empty.status_code == 200
     Generation.objects.filter(workspace=outsider.workspace).delete()
     assert re.search(r'id="studio-recent"[^>]*hidden', browser(outsider).get("/studio/recent").content.decode())
+
+
+def test_generation_detail_lists_its_webhook_deliveries(owner):
+    from studio.models import WebhookDelivery
+
+    job = generation(owner.workspace, prompt="a fox")
+    other = generation(owner.workspace, prompt="another fox")
+    Generation.objects.filter(pk=job.pk).update(webhook="https://hooks.example.com/kizy")
+    WebhookDelivery.objects.create(id="msg_done", workspace=owner.workspace, generation=job,
+                                   url="https://hooks.example.com/kizy", event="completed", payload={},
+                                   status="delivered", attempts=1, last_status_code=200)
+    WebhookDelivery.objects.create(id="msg_failing", workspace=owner.workspace, generation=job,
+                                   url="https://hooks.example.com/kizy", event="start", payload={},
+                                   status="pending", attempts=2, last_status_code=503, last_error="Service Unavailable")
+    WebhookDelivery.objects.create(id="msg_other", workspace=owner.workspace, generation=other,
+                                   url="https://elsewhere.example.com/hook", event="completed", payload={})
+    html = browser(owner).get(f"/gallery/{job.pk}").content.decode()
+    table = html[html.index('data-testid="detail-deliveries"'):]
+    assert "completed" in table and "HTTP 200" in table and "HTTP 503" in table and "Service Unavailable" in table
+    assert "elsewhere.example.com" not in html
+    others = browser(owner).get(f"/gallery/{other.pk}").content.decode()
+    assert "elsewhere.example.com" in others and "Service Unavailable" not in others
+    plain = generation(owner.workspace, prompt="no hooks")
+    assert 'data-testid="detail-webhooks"' not in browser(owner).get(f"/gallery/{plain.pk}").content.decode()
