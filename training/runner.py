@@ -22,7 +22,7 @@ from django.utils import timezone
 from gpu_workers.models.errors import ModelError
 from gpu_workers.models.store import ModelStore
 from gpu_workers.sdk import JobCanceled
-from gpu_workers.training.spec import Checkpoint, TrainingItem, TrainingSpec
+from gpu_workers.training.spec import Checkpoint, TrainingItem, TrainingResult, TrainingSpec
 from studio.engine import Heartbeat, StorageArtifactStore, is_cancel_requested
 from studio.models import Status
 from studio.runner import worker_id
@@ -216,6 +216,32 @@ def _device() -> str:
     return studio_device()
 
 
+def _train_here(job: TrainingJob, sink: TrainingEventSink, model_path: Path) -> TrainingResult:
+    """KIZY_COMPUTE_BACKEND=local: train in this worker's process, on its device."""
+    from gpu_workers.training.trainer import train_lora
+
+    return train_lora(
+        _spec(job),
+        model_path=model_path,
+        artifacts=StorageArtifactStore(),
+        events=sink,
+        is_cancelled=sink.canceled.is_set,
+        device=_device(),
+    )
+
+
+def _train_on_compute_backend(job: TrainingJob, sink: TrainingEventSink) -> TrainingResult:
+    """KIZY_COMPUTE_BACKEND=modal: the app's GpuTrainer trains on a cloud GPU; its events stream back
+    into the same sink (row, websocket), and cancel reaches it through the shared flag. This worker only
+    holds the lease while it waits."""
+    from gpu_workers.backends.modal_backend import ModalBackend
+    from gpu_workers.training.remote import TrainingPayload
+    from studio.backends import storage_config
+
+    payload = TrainingPayload(spec=_spec(job), model_ref=job.base_model_ref, storage=storage_config())
+    return ModalBackend().submit_training(payload, events=sink, is_cancelled=sink.canceled.is_set)
+
+
 def training_execute(*, job_id: str) -> str:
     """Run (or resume) the job if this worker can take it. Returns what happened, for logs and tests."""
     owner = worker_id()
@@ -245,29 +271,26 @@ def training_execute(*, job_id: str) -> str:
     if first_start:
         events.queue_webhooks(job, "start")
 
-    artifacts = StorageArtifactStore()
-    try:
-        model_path = ModelStore(settings.KIZY_MODEL_STORE).resolve(
-            job.base_model_ref, artifacts=artifacts, workspace_id=str(job.workspace_id)
-        )
-    except ModelError as exc:
-        return _finish(
-            job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}"
-        )
-
-    from gpu_workers.training.trainer import train_lora
+    remote = settings.KIZY_COMPUTE_BACKEND == "modal"
+    model_path: Path | None = None
+    if not remote:
+        try:
+            model_path = Path(
+                ModelStore(settings.KIZY_MODEL_STORE).resolve(
+                    job.base_model_ref, artifacts=StorageArtifactStore(), workspace_id=str(job.workspace_id)
+                )
+            )
+        except ModelError as exc:
+            return _finish(
+                job, status=Status.FAILED, error=f"The base model is not available on this worker: {exc}"
+            )
 
     started = time.monotonic()
     sink = TrainingEventSink(job, run=job.attempts)
     try:
         with Heartbeat(lambda: _renew_from_heartbeat(job_id, owner), every=max(lease_seconds() / 3, 0.5)), sink:
-            result = train_lora(
-                _spec(job),
-                model_path=Path(model_path),
-                artifacts=artifacts,
-                events=sink,
-                is_cancelled=sink.canceled.is_set,
-                device=_device(),
+            result = (
+                _train_on_compute_backend(job, sink) if model_path is None else _train_here(job, sink, model_path)
             )
     except JobCanceled:
         return _finish(job, status=Status.CANCELED)

@@ -95,14 +95,15 @@ class ModalBackend(ComputeBackend):
             )
         import modal
 
-        try:
-            trainer_cls = modal.Cls.from_name(self.app_name, class_name)
+        flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
+        try:  # `from_name` is lazy: a missing app or class shows up once the call is made
+            stream = modal.Cls.from_name(self.app_name, class_name)().train.remote_gen(
+                payload.model_dump(mode="json")
+            )
+            return replay_training(stream, events, is_cancelled or (lambda: False),
+                                   on_cancel=lambda: request_remote_cancel(flags, payload.spec.job_id))
         except modal.exception.NotFoundError as exc:
             raise ModalNotConfigured(
-                f"The Modal app {self.app_name!r} has no {class_name}: deploy it again with "
+                f"The Modal app {self.app_name!r} has no {class_name} ({exc}): deploy it again with "
                 "`modal deploy gpu_workers/backends/modal_app.py`."
             ) from exc
-        flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
-        stream = trainer_cls().train.remote_gen(payload.model_dump(mode="json"))
-        return replay_training(stream, events, is_cancelled or (lambda: False),
-                               on_cancel=lambda: request_remote_cancel(flags, payload.spec.job_id))
