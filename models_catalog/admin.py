@@ -141,6 +141,9 @@ class CatalogEntryAdmin(admin.ModelAdmin):
         "likes",
         "nsfw_level",
         "commercial_use",
+        "allow_no_credit",
+        "allow_derivatives",
+        "allow_different_license",
         "workspace",
         "created_by",
     )
@@ -166,7 +169,7 @@ class CatalogEntryAdmin(admin.ModelAdmin):
                 },
             ),
             ("Curation", {"fields": self.curation_fields}),
-            ("Status", {"fields": ("status", "status_message", "store_ref", "is_demo")}),
+            ("Status", {"fields": ("status", "status_message", "store_ref", "is_demo", "allow_unverified")}),
             (
                 "Provenance",
                 {
@@ -181,6 +184,9 @@ class CatalogEntryAdmin(admin.ModelAdmin):
                         "license",
                         "commercial_use",
                         "commercial_use_allowed",
+                        "allow_no_credit",
+                        "allow_derivatives",
+                        "allow_different_license",
                         "nsfw_level",
                         "sha256",
                         "size_bytes",

@@ -76,10 +76,22 @@ class Intent(models.Model):
         return self.name
 
 
+def rating_within_limit_q(maximum: int | None = None) -> Q:
+    """Rows whose strongest content rating is within the operator's limit (KIZY_CATALOG_NSFW_MAX).
+
+    Read on every query, so lowering the limit hides rows synced earlier above it at once.
+    A bitmask's highest bit is <= the limit exactly when the mask is below twice the limit's highest bit.
+    """
+    limit = highest_rating(settings.KIZY_CATALOG_NSFW_MAX if maximum is None else maximum)
+    return Q(nsfw_level__lt=2 * limit) if limit else Q(nsfw_level=0)
+
+
 def visible_q(workspace: object) -> Q:
-    """Public curated rows, plus the workspace's own private ones (tenancy lives in this one Q)."""
+    """Public curated rows, plus the workspace's own private ones (tenancy lives in this one Q), within
+    the operator's content-rating limit."""
     public = Q(workspace__isnull=True, approved=True, hidden=False)
-    return public | Q(workspace=workspace) if workspace is not None else public
+    scope = public | Q(workspace=workspace) if workspace is not None else public
+    return scope & rating_within_limit_q()
 
 
 class CatalogEntry(models.Model):
@@ -121,6 +133,22 @@ class CatalogEntry(models.Model):
         default=list, blank=True, help_text="Uses the licence allows, e.g. Image, Sell."
     )
     commercial_use_allowed = models.BooleanField(null=True, blank=True)
+    # CivitAI's other permissions (None where the source publishes none, e.g. Hugging Face).
+    allow_no_credit = models.BooleanField(
+        null=True, blank=True, help_text="May be used without crediting the creator (CivitAI allowNoCredit)."
+    )
+    allow_derivatives = models.BooleanField(
+        null=True, blank=True, help_text="Merges and derivatives may be shared (CivitAI allowDerivatives)."
+    )
+    allow_different_license = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Derivatives may carry other permissions (CivitAI allowDifferentLicense).",
+    )
+    allow_unverified = models.BooleanField(
+        default=False,
+        help_text="Curator override: install even though the source publishes no SHA-256 for the file.",
+    )
     nsfw_level = models.PositiveIntegerField(default=0, help_text="CivitAI nsfwLevel bitmask (0 = unrated).")
     tags = models.ManyToManyField(Tag, blank=True, related_name="%(class)ss")
     preview_images = models.JSONField(default=list, blank=True)

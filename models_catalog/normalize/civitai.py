@@ -85,6 +85,11 @@ def _previews(images: list[dict[str, Any]], nsfw_max: int) -> list[dict[str, Any
     return previews
 
 
+def _permission(model: dict[str, Any], key: str) -> bool | None:
+    value = model.get(key)
+    return value if isinstance(value, bool) else None
+
+
 def version_item(
     model: dict[str, Any], version: dict[str, Any], *, api_base: str, nsfw_max: int
 ) -> UpstreamItem | None:
@@ -117,6 +122,9 @@ def version_item(
         license=BASE_LICENSES.get(base_model) or BASE_LICENSES.get(family, ""),
         commercial_use=allowed,
         commercial_use_allowed=bool(allowed),
+        allow_no_credit=_permission(model, "allowNoCredit"),
+        allow_derivatives=_permission(model, "allowDerivatives"),
+        allow_different_license=_permission(model, "allowDifferentLicense"),
         nsfw_level=int(version.get("nsfwLevel") or model.get("nsfwLevel") or 0),
         tags=clean_tags(model.get("tags")),
         preview_images=_previews(version.get("images") or [], nsfw_max),

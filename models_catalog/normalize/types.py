@@ -44,6 +44,9 @@ class UpstreamItem:
     license: str = ""
     commercial_use: list[str] = field(default_factory=list)
     commercial_use_allowed: bool | None = None
+    allow_no_credit: bool | None = None
+    allow_derivatives: bool | None = None
+    allow_different_license: bool | None = None
     nsfw_level: int = 0
     tags: list[str] = field(default_factory=list)
     preview_images: list[dict[str, Any]] = field(default_factory=list)

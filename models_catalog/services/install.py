@@ -231,6 +231,11 @@ def _install_files(entry: CatalogEntry, download: Download, client: httpx.Client
     paths: dict[str, Path] = {}
     offset = 0
     for file in files:
+        if entry.source == Source.CIVITAI and not file.sha256 and not entry.allow_unverified:
+            raise DownloadRefused(
+                f"{file.name}: CivitAI publishes no SHA-256 for this file, so its bytes cannot be verified; "
+                "it was not installed. A curator can allow an unverified install for this entry in the admin."
+            )
         dest = _destination(entry, file)
         if not _reuse_installed_copy(file, dest):
             spec = DownloadSpec(

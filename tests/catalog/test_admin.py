@@ -125,7 +125,23 @@ def test_people_who_are_not_staff_cannot_reach_the_admin(owner: Any, loras: list
     assert not LoraAdapter.objects.filter(approved=True).exists()
     assert member.post("/admin/models_catalog/syncreport/sync/civitai/").status_code == 302
     assert not SyncReport.objects.exists()
-    assert owner.client().get("/admin/models_catalog/basemodel/").status_code == 302, (
-        "API keys do not open it"
-    )
+    assert owner.client().get("/admin/models_catalog/basemodel/").status_code == 302, "API keys do not open it"
     assert BaseModel.objects.count() == 0
+
+
+def test_the_change_page_shows_civitai_permissions_and_the_unverified_override(curator: Client) -> None:
+    model = BaseModel.objects.create(
+        name="Permissions",
+        family="sd15",
+        source=Source.CIVITAI,
+        external_id="9",
+        external_version="99",
+        allow_no_credit=False,
+        allow_derivatives=True,
+        allow_different_license=False,
+    )
+    html = curator.get(f"/admin/models_catalog/basemodel/{model.pk}/change/").content.decode()
+    for label in ("Allow no credit", "Allow derivatives", "Allow different license", "Allow unverified"):
+        assert label in html, label
+    assert 'name="allow_unverified"' in html, "curators can set the override"
+    assert 'name="allow_derivatives"' not in html, "permissions come from the source, read-only"

@@ -336,3 +336,69 @@ def test_install_refusals_say_why(
     )
     gone = member.client().post(f"/api/v1/loras/{withdrawn.pk}/install")
     assert gone.status_code == 400 and "withdrawn upstream" in gone.json()["detail"]
+
+
+def test_a_civitai_file_without_a_published_sha256_is_refused_unless_a_curator_overrides(
+    civitai: FakeUpstream, team: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    data = lora_bytes(seed=50)
+    payload = civitai_lora_model(model_id=500, version_id=50001, data=data, api_url=f"{civitai.url}/api/v1")
+    del payload["modelVersions"][0]["files"][0]["hashes"]["SHA256"]
+    civitai.add("/api/v1/models/500", json_response(payload))
+    civitai.add_handler("/api/v1/download/models/50001", file_response(data))
+    with django_capture_on_commit_callbacks(execute=True):
+        result = lora_import_from_civitai(workspace=team, user=None, url="https://civitai.com/models/500")
+    lora = LoraAdapter.objects.get(pk=result.lora.pk)
+    assert lora.status == Status.FAILED and not lora.store_ref
+    assert "publishes no SHA-256" in lora.status_message and "curator" in lora.status_message
+    assert Download.objects.get(lora=lora).state == Download.State.FAILED
+    assert civitai.requests_to("/api/v1/download/models/50001") == [], "nothing fetched unverified"
+
+    LoraAdapter.objects.filter(pk=lora.pk).update(allow_unverified=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        download_create(entry=LoraAdapter.objects.get(pk=lora.pk))
+    lora.refresh_from_db()
+    assert lora.status == Status.INSTALLED and lora.store_ref == "civitai:50001"
+
+
+def test_lowering_the_rating_limit_hides_rows_synced_above_it(
+    civitai: FakeUpstream, settings: Any, member: Any, team: Any
+) -> None:
+    from models_catalog import access
+    from models_catalog.models import BaseModel, Source
+
+    settings.KIZY_CATALOG_NSFW_MAX = 16
+    BaseModel.objects.create(name="Base", family="sd15", source=Source.HUGGINGFACE, external_id="o/b", approved=True)
+    mature = LoraAdapter.objects.create(
+        name="Mature style",
+        family="sd15",
+        source=Source.CIVITAI,
+        external_id="8",
+        external_version="88",
+        approved=True,
+        nsfw_level=1 | 8,
+        trigger_words=["grimdark"],
+    )
+    mild = LoraAdapter.objects.create(
+        name="Mild style",
+        family="sd15",
+        source=Source.CIVITAI,
+        external_id="9",
+        external_version="99",
+        approved=True,
+        nsfw_level=1 | 2,
+    )
+    client = member.client()
+    names = sorted(item["name"] for item in client.get("/api/v1/loras").json()["results"])
+    assert names == ["Mature style", "Mild style"]
+
+    settings.KIZY_CATALOG_NSFW_MAX = 2  # the operator lowers the limit; nothing is re-synced
+    names = sorted(item["name"] for item in client.get("/api/v1/loras").json()["results"])
+    assert names == ["Mild style"]
+    assert client.get(f"/api/v1/loras/{mature.pk}").status_code == 404
+    assert client.get(f"/api/v1/loras/{mild.pk}").status_code == 200
+    assert mature.pk not in set(access.lora_ids_visible_to(team))
+    suggestion = client.post("/api/v1/suggest", {"prompt": "a grimdark knight"}, format="json").json()
+    assert all(lora["name"] != "Mature style" for lora in suggestion["loras"])
+    settings.KIZY_CATALOG_NSFW_MAX = 0  # unrated only
+    assert client.get(f"/api/v1/loras/{mild.pk}").status_code == 404

@@ -63,7 +63,7 @@ def test_sync_follows_the_cursor_and_a_second_run_changes_nothing(civitai: FakeU
     assert dict(BaseModel.objects.values_list("id", "updated_at")) == stamps
 
 
-def test_recorded_fields_land_where_curators_expect_them(civitai: FakeUpstream) -> None:
+def test_recorded_fields_land_where_curators_expect_them(civitai: FakeUpstream, owner: Any) -> None:
     _serve_two_pages(civitai)
     catalog_sync(source="civitai")
     lora = LoraAdapter.objects.get(external_id="1231067", external_version="1387174")
@@ -76,14 +76,28 @@ def test_recorded_fields_land_where_curators_expect_them(civitai: FakeUpstream) 
     assert lora.preview_images and lora.preview_images[0]["url"].startswith("https://image.civitai.com/")
     assert not lora.approved, "synced entries wait for a curator"
     primary = lora.files.get(is_primary=True)
-    assert primary.name == "pp-storybook_rank2_bf16.safetensors" and primary.size_bytes == round(
-        18829.1484375 * 1024
-    )
+    assert primary.name == "pp-storybook_rank2_bf16.safetensors" and primary.size_bytes == round(18829.1484375 * 1024)
     model = BaseModel.objects.get(external_version="176425")
-    assert (
-        model.family == "sd15" and model.license == "creativeml-openrail-m" and model.creator_name == "Merjic"
-    )
+    assert model.family == "sd15" and model.license == "creativeml-openrail-m" and model.creator_name == "Merjic"
     assert "<p>" not in model.description and model.description
+    # CivitAI's permissions, as recorded: all granted, all refused, and mixed.
+    assert (lora.allow_no_credit, lora.allow_derivatives, lora.allow_different_license) == (True, True, True)
+    ghost = BaseModel.objects.get(external_version="42601")  # GhostMix
+    assert (ghost.allow_no_credit, ghost.allow_derivatives, ghost.allow_different_license) == (False, False, False)
+    vision = BaseModel.objects.filter(external_id="4201").first()  # Realistic Vision V6.0 B1
+    assert vision is not None
+    assert (vision.allow_no_credit, vision.allow_derivatives, vision.allow_different_license) == (
+        False,
+        True,
+        False,
+    )
+    BaseModel.objects.filter(pk=vision.pk).update(approved=True)
+    body = owner.client().get(f"/api/v1/models/{vision.pk}").json()
+    assert (body["allow_no_credit"], body["allow_derivatives"], body["allow_different_license"]) == (
+        False,
+        True,
+        False,
+    )
 
 
 def test_family_mapping_keeps_unknown_base_models_but_flags_them(civitai: FakeUpstream) -> None:
@@ -97,9 +111,7 @@ def test_family_mapping_keeps_unknown_base_models_but_flags_them(civitai: FakeUp
     assert report.flagged == BaseModel.objects.filter(family_flagged=True).count() >= 1
 
 
-def test_content_rating_filter_skips_items_above_the_operator_limit(
-    civitai: FakeUpstream, settings: Any
-) -> None:
+def test_content_rating_filter_skips_items_above_the_operator_limit(civitai: FakeUpstream, settings: Any) -> None:
     settings.KIZY_CATALOG_NSFW_MAX = 1
     _serve_two_pages(civitai)
     report = catalog_sync(source="civitai")
@@ -182,9 +194,7 @@ def test_limit_stops_paging_early(civitai: FakeUpstream) -> None:
     assert report.limit == 3
 
 
-def test_sync_catalog_command_prints_the_report(
-    civitai: FakeUpstream, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_sync_catalog_command_prints_the_report(civitai: FakeUpstream, capsys: pytest.CaptureFixture[str]) -> None:
     _serve_two_pages(civitai)
     call_command("sync_catalog", "--source", "civitai", "--query", "storybook", "--limit", "2")
     out = capsys.readouterr().out
