@@ -305,22 +305,16 @@ KIZY_CATALOG_MAX_DOWNLOAD_BYTES = env.int("KIZY_CATALOG_MAX_DOWNLOAD_BYTES", def
 KIZY_CATALOG_MAX_UPLOAD_BYTES = env.int("KIZY_CATALOG_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 KIZY_CATALOG_HTTP_ATTEMPTS = env.int("KIZY_CATALOG_HTTP_ATTEMPTS", default=5)
 KIZY_CATALOG_SYNC_LIMIT = env.int("KIZY_CATALOG_SYNC_LIMIT", default=500)
-KIZY_CATALOG_SYNC_SOURCES = env.list("KIZY_CATALOG_SYNC_SOURCES", default=["civitai", "huggingface"])
+# Nightly beat syncs: both sources in production; none in development unless set ("none" turns them off).
+from models_catalog.schedule import beat_schedule, beat_sync_sources  # noqa: E402
+
+KIZY_CATALOG_SYNC_SOURCES = beat_sync_sources(env.str("KIZY_CATALOG_SYNC_SOURCES", default=None), production=PRODUCTION)
 # "auto": sentence embeddings when the bundled MiniLM package is installed, else lexical; "lexical": never.
 KIZY_SUGGEST_ENGINE = env.str("KIZY_SUGGEST_ENGINE", default="auto")
 
-from celery.schedules import crontab  # noqa: E402
-
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    **{
-        f"catalog-sync-{source}": {
-            "task": "models_catalog.sync",
-            "schedule": crontab(hour=3, minute=17 + 20 * index),
-            "kwargs": {"source": source, "limit": KIZY_CATALOG_SYNC_LIMIT, "trigger": "beat", "recheck": 100},
-        }
-        for index, source in enumerate(KIZY_CATALOG_SYNC_SOURCES)
-    },
+    **beat_schedule(KIZY_CATALOG_SYNC_SOURCES, limit=KIZY_CATALOG_SYNC_LIMIT),
 }
 
 # --- Training (training, gpu_workers.training) ---------------------------------------------------

@@ -112,9 +112,7 @@ def test_sync_reads_pipelines_and_loras_and_is_idempotent(huggingface: FakeUpstr
     report = catalog_sync(source="huggingface")
     assert report.outcome == SyncReport.Outcome.SUCCEEDED, report.errors
     assert (report.created, report.updated) == (3, 0)
-    assert any("cursor" in r.query for r in huggingface.requests_to("/api/models")), (
-        "followed the Link header"
-    )
+    assert any("cursor" in r.query for r in huggingface.requests_to("/api/models")), "followed the Link header"
     info_requests = huggingface.requests_to(f"/api/models/{SD15}")
     assert info_requests and info_requests[0].query.get("blobs") == ["true"]
 
@@ -179,3 +177,27 @@ def test_removed_and_disabled_repos_are_withdrawn(huggingface: FakeUpstream) -> 
     assert BaseModel.objects.get(external_id=FLUX).status == Status.WITHDRAWN
     assert LoraAdapter.objects.get(external_id=PIXEL).status == Status.WITHDRAWN
     assert BaseModel.objects.get(external_id=SD15).status == Status.AVAILABLE
+
+
+def test_hub_429_is_retried_after_the_retry_after_delay(huggingface: FakeUpstream) -> None:
+    import time
+
+    from models_catalog.clients.http import RetryPolicy, UpstreamError
+    from models_catalog.clients.huggingface import HuggingFaceClient
+
+    info = _repos()[PIXEL]
+    path = f"/api/models/{PIXEL}"
+    huggingface.add(path, json_response({"error": "rate limited"}, 429, {"Retry-After": "1"}), json_response(info))
+    client = HuggingFaceClient(retry=RetryPolicy(attempts=3))
+    started = time.monotonic()
+    got = client.model_info(PIXEL)
+    assert got.id == PIXEL and got.sha == info["sha"]
+    assert client.waits == [1.0] and time.monotonic() - started >= 1.0, "waited as the Hub asked"
+    assert len(huggingface.requests_to(path)) == 2
+
+    # A hub that keeps refusing: the client gives up after its attempts and says why.
+    huggingface.add(path, json_response({"error": "rate limited"}, 429, {"Retry-After": "0"}))
+    stubborn = HuggingFaceClient(retry=RetryPolicy(attempts=2), sleep=lambda _s: None)
+    with pytest.raises(UpstreamError, match="429"):
+        stubborn.model_info(PIXEL)
+    assert stubborn.waits == [0.0] and len(huggingface.requests_to(path)) == 4
