@@ -419,6 +419,10 @@ class BoundModels:
     def describe(self, spec: ModelSpec) -> dict[str, Any]:
         return self.cache.describe(spec, artifacts=self.artifacts, workspace_id=self.workspace_id)
 
+    def free_memory(self) -> None:
+        """Drop every warm pipeline (after an out-of-memory error; the retry reloads what it needs)."""
+        self.cache.clear()
+
 
 def detect_base_family(path: Path) -> str:
     """Family of a base model: the pipeline class of a diffusers folder, or a checkpoint's key layout."""

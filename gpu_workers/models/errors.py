@@ -20,6 +20,11 @@ class ModelNotInstalledError(ModelError):
     """The reference is well-formed but the weights are not available on this worker."""
 
 
+class ModelStoreUnreachable(ModelNotInstalledError):
+    """The weights' source (the Hugging Face Hub or a mirror) could not be reached: a connection error, a
+    timeout, a 5xx or 429 answer. Unlike "not found" or "no access", worth another attempt."""
+
+
 class UnsafeModelFileError(ModelError):
     """The file is refused before loading: a pickle format or a malformed safetensors file."""
 

@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from gpu_workers.models.errors import ModelNotInstalledError, ModelRefError, UnsafeModelFileError
+from gpu_workers.models.errors import (
+    ModelNotInstalledError,
+    ModelRefError,
+    ModelStoreUnreachable,
+    UnsafeModelFileError,
+)
 from gpu_workers.models.safetensors_check import read_safetensors_header
 
 Scheme = Literal["hf", "civitai", "local", "artifact"]
@@ -125,6 +130,29 @@ def choose_hf_files(files: Iterable[str]) -> list[str]:
         other = [b for b in bases if b.endswith((".json", ".txt", ".model"))]
         chosen += [f"{folder}/{b}" for b in (*weights, *other)]
     return chosen
+
+
+_NETWORK_ERROR_NAMES = ("ConnectionError", "ConnectError", "Timeout", "TimeoutException", "NetworkError",
+                        "ProtocolError", "RemoteProtocolError", "ReadError", "WriteError")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """A failure to reach the server (retry later), as opposed to an answer that the file is missing or
+    private. Looks through the exception's causes: huggingface_hub wraps the HTTP client's errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        if any(klass.__name__ in _NETWORK_ERROR_NAMES for klass in type(current).__mro__):
+            return True
+        response = getattr(current, "response", None)
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class ModelStore:
@@ -230,9 +258,12 @@ class ModelStore:
                 ) from None
             try:
                 path = self._hf_fetch(parsed, local_only=False)
+            except UnsafeModelFileError:
+                raise
             except Exception as exc:  # noqa: BLE001 - network, auth and HTTP errors all mean "not available"
                 endpoint = self.hf_endpoint or "https://huggingface.co"
-                raise ModelNotInstalledError(
+                error = ModelStoreUnreachable if is_network_error(exc) else ModelNotInstalledError
+                raise error(
                     f"could not fetch {key} from {endpoint} ({type(exc).__name__}: {exc}); the worker may be "
                     "offline or the repository private or missing. Pre-download it into the worker's model "
                     "store, or set HF_ENDPOINT / HF_TOKEN."

@@ -17,6 +17,7 @@ from gpu_workers.diffusion.steps import (
     prompt_kwargs,
     require_family,
 )
+from gpu_workers.diffusion.transient import retries_transient_failures
 from gpu_workers.sdk import ImageRef, Node, NodeContext
 
 
@@ -49,6 +50,7 @@ class ControlNetGenerate(Node):
         image: ImageRef = Field(description="The generated image.")
         control: ImageRef = Field(description="The control map the ControlNet saw.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, IMAGE_FAMILIES, "ControlNet generation", "")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from gpu_workers.diffusion.faces import crop_box, detect_faces, feather_mask
 from gpu_workers.diffusion.ports import PromptInputs
 from gpu_workers.diffusion.steps import IMAGE_FAMILIES, fit_size, require_family
+from gpu_workers.diffusion.transient import retries_transient_failures
 from gpu_workers.nodes.builtin.generate import redraw
 from gpu_workers.sdk import ImageRef, Node, NodeContext
 
@@ -53,6 +54,7 @@ class FaceDetail(Node):
         image: ImageRef = Field(description="The image with refined faces.")
         faces: int = Field(description="How many faces were refined.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, IMAGE_FAMILIES, "Face detailing", "")

@@ -18,6 +18,7 @@ from gpu_workers.diffusion.steps import (
     prompt_kwargs,
     require_family,
 )
+from gpu_workers.diffusion.transient import retries_transient_failures
 from gpu_workers.sdk import ImageRef, Node, NodeContext, NodeError
 
 
@@ -36,6 +37,7 @@ class TextToImage(Node):
     class Outputs(BaseModel):
         image: ImageRef = Field(description="The generated image.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, IMAGE_FAMILIES, "Text to image", "Use text_to_video for video models.")
@@ -76,6 +78,7 @@ class ImageToImage(Node):
     class Outputs(BaseModel):
         image: ImageRef = Field(description="The re-drawn image.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, IMAGE_FAMILIES, "Image to image", "Use image_to_video for video models.")

@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from gpu_workers.models.cache import LORA_FAMILIES, detect_base_family
 from gpu_workers.models.detect import detect_file
-from gpu_workers.models.errors import ModelError
+from gpu_workers.models.errors import ModelError, ModelStoreUnreachable
 from gpu_workers.models.store import single_weights_file
-from gpu_workers.sdk import LoraSpec, ModelSpec, Node, NodeContext, NodeError
+from gpu_workers.sdk import LoraSpec, ModelSpec, Node, NodeContext, NodeError, TransientNodeError
 
 _FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "flux": "Flux", "video": "AnimateDiff video"}
 
@@ -50,6 +50,8 @@ class LoadModel(Node):
                     ctx.node_id, f"{inputs.ref} is a LoRA, not a base model; use apply_lora for it"
                 )
             family = detect_base_family(path)
+        except ModelStoreUnreachable as exc:  # the Hub did not answer: the executor tries again
+            raise TransientNodeError(str(exc)) from exc
         except ModelError as exc:
             raise NodeError(ctx.node_id, str(exc)) from exc
         return self.Outputs(model=ModelSpec(ref=inputs.ref, family=family))
@@ -76,6 +78,8 @@ class ApplyLora(Node):
         try:
             path = single_weights_file(ctx.models.resolve(lora.ref))
             _header, fmt, family = detect_file(path)
+        except ModelStoreUnreachable as exc:  # the Hub did not answer: the executor tries again
+            raise TransientNodeError(str(exc)) from exc
         except ModelError as exc:
             raise NodeError(ctx.node_id, str(exc)) from exc
         if fmt is None:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from gpu_workers.diffusion.transient import retries_transient_failures
 from gpu_workers.sdk import ImageRef, ModelSpec, Node, NodeContext, NodeError
 
 DEFAULT_UPSCALER = "local:realesrgan-x4plus"
@@ -46,6 +47,7 @@ class Upscale(Node):
     class Outputs(BaseModel):
         image: ImageRef = Field(description="The enlarged image.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         model = ctx.models.pipeline(ModelSpec(ref=inputs.upscaler, family="upscaler"), "upscale")
         if int(model.scale) < 2:

@@ -24,6 +24,7 @@ from gpu_workers.diffusion.steps import (
     prompt_kwargs,
     require_family,
 )
+from gpu_workers.diffusion.transient import retries_transient_failures
 from gpu_workers.diffusion.video_io import encode_mp4, load_frames, save_frames
 from gpu_workers.sdk import ImageRef, Node, NodeContext, NodeError, VideoRef
 
@@ -48,6 +49,7 @@ class TextToVideo(Node):
     class Outputs(BaseModel):
         video: VideoRef = Field(description="The clip's frames (lossless); connect save_video for an MP4.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, VIDEO_FAMILIES, "Text to video", "Use text_to_image for image models.")
@@ -88,6 +90,7 @@ class ImageToVideo(Node):
     class Outputs(BaseModel):
         video: VideoRef = Field(description="The clip's frames (lossless); connect save_video for an MP4.")
 
+    @retries_transient_failures
     def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
         spec = inputs.model
         require_family(ctx, spec, VIDEO_FAMILIES, "Image to video", "Use image_to_image for image models.")
