@@ -69,7 +69,7 @@ def entry_install(*, entry: CatalogEntry, workspace: Any, user: Any = None) -> t
     Returns (download, queued): the running or new install, or the last one when it is already
     installed (queued is False then). Refusals say what to do instead.
     """
-    if entry.status == Status.INSTALLED and entry.store_ref:
+    if entry.status == Status.INSTALLED:
         return entry.downloads.order_by("-created_at").first(), False
     if entry.status == Status.WITHDRAWN:
         raise DownloadRefused(f"{entry} was withdrawn upstream, so it can no longer be downloaded")

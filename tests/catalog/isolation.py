@@ -30,12 +30,10 @@ ROUTES = [
     Route("catalog-lora-compatibility", "GET", "/api/v1/loras/{id}/compatibility", "read",
           make=make_private_lora, ok=400),
     Route("catalog-lora-import-lora", "POST", "/api/v1/loras/import", "generate", body={}, ok=400),
-    # Installing needs `generate`; the owner's private local model has nothing to download (400 with the
-    # reason), its installed upload is already there (200), and an outsider is told neither exists (404).
-    Route("catalog-model-install", "POST", "/api/v1/models/{id}/install", "generate",
-          make=make_private_model, ok=400),
-    Route("catalog-lora-install", "POST", "/api/v1/loras/{id}/install", "generate",
-          make=make_private_lora, ok=400),
+    # Installing needs `generate`; the owner's private entries are already installed (200, nothing queued),
+    # and an outsider is told they do not exist (404).
+    Route("catalog-model-install", "POST", "/api/v1/models/{id}/install", "generate", make=make_private_model),
+    Route("catalog-lora-install", "POST", "/api/v1/loras/{id}/install", "generate", make=make_private_lora),
     Route("catalog-intent-list", "GET", "/api/v1/intents", "read"),
     Route("catalog-intent-detail", "GET", "/api/v1/intents/anime", "read"),
     Route("catalog-suggest", "POST", "/api/v1/suggest", "read", body={"prompt": "an anime girl"}),
