@@ -100,6 +100,10 @@ def test_prompt_to_image_with_live_progress_then_in_the_gallery(
     assert "/files/" in (result.get_by_test_id("download").get_attribute("href") or "")
     for action in ("rerun", "vary", "use-as-guide"):
         expect(result.get_by_test_id(action)).to_be_visible()
+    # The Recent strip is drawn again once the run ends, with the new image's small WebP thumbnail.
+    recent_tile = page.locator(f"#studio-recent [data-generation-id='{generation_id}'] img")
+    expect(recent_tile).to_be_visible()
+    assert ".webp" in (recent_tile.get_attribute("src") or "")
 
     page.locator("#advanced summary").click()  # closed, as a person first sees it
     page.set_viewport_size({"width": 1440, "height": 1240})
@@ -206,7 +210,10 @@ def test_use_as_guide_image_runs_image_to_image(
     page.get_by_test_id("result").first.get_by_test_id("use-as-guide").click()
     expect(page.locator("#guide-preview")).to_be_visible()
     expect(page.get_by_test_id("controlnet-canny")).to_be_enabled()
-    page.get_by_test_id("generate").click()
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/generations") and r.method == "POST") as sent:
+        page.get_by_test_id("generate").click()
+    body = sent.value.post_data or ""
+    assert "ws/" in body and "signature=" not in body, "the output goes back by its storage key, not a signed link"
     second_id = wait_for_job(page, studio_stack, previous=first_id)
     assert wait_for_status(page, studio_stack, "succeeded", "failed", "canceled") == "succeeded"
     job = page.request.get(f"/api/v1/generations/{second_id}").json()
