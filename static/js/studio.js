@@ -426,6 +426,15 @@
         if (seq !== state.suggestSeq || !autoSwitch.checked) return;
       }
       if (!state.modelChosen && recommended && String(recommended.id) === modelSelect.value) state.modelPicked = recommended;
+      if (!state.modelChosen && modelSelect.value) {
+        // The request names the selected model, and the server's Auto then picks LoRAs for that model:
+        // ask the same question here, so the picks shown are the picks that run.
+        try {
+          const forModel = await api("POST", config.urls.suggest, { prompt: text, model: modelSelect.value });
+          if (seq !== state.suggestSeq || !autoSwitch.checked) return;
+          data = { ...forModel, intents: forModel.intents || data.intents };
+        } catch (err) { /* keep the first answer */ }
+      }
       const loras = (data.loras || []).filter((l) => l.installed !== false).slice(0, 3);
       state.picks = loras.map((l) => ({ id: String(l.id), name: l.name || String(l.id), weight: Number(l.weight != null ? l.weight : 0.8),
         reason: l.reason || "", family: l.family || (currentModel() ? currentModel().family : ""), auto: true }));
