@@ -156,6 +156,7 @@ def test_studio_prefills_from_a_generation_and_its_output_as_guide(owner):
     assert config["prefill"]["prompt"] == "a teapot"
     assert config["guide"]["url"].startswith("http://testserver/files/ws/")
     assert "signature=" in config["guide"]["url"]
+    assert config["guide"]["key"] == job.outputs[0]["key"]  # what the page sends back: it never expires
 
 
 def test_studio_watch_hands_the_job_to_the_page(owner):
