@@ -133,6 +133,11 @@ class LoraSpec(BaseModel):
 
     ref: str = Field(min_length=1, description="Catalog or store reference of the LoRA file.")
     weight: float = Field(default=1.0, ge=-4.0, le=4.0, description="Strength of the adapter.")
+    sha256: str = Field(
+        default="",
+        max_length=64,
+        description="SHA-256 of the LoRA file, filled in by apply_lora (part of checkpoint keys).",
+    )
 
 
 class ModelSpec(BaseModel):
@@ -143,6 +148,14 @@ class ModelSpec(BaseModel):
     ref: str = Field(min_length=1, description="Catalog or store reference of the base model.")
     family: str = Field(min_length=1, description="Architecture family, e.g. 'sd15', 'sdxl', 'flux'.")
     loras: tuple[LoraSpec, ...] = Field(default=(), description="LoRAs applied in order.")
+    sha256: str = Field(
+        default="",
+        max_length=64,
+        description=(
+            "SHA-256 of the base weights, filled in by load_model. It is part of every downstream "
+            "checkpoint key, so replacing the file behind a reference never serves outputs of the old one."
+        ),
+    )
 
 
 @dataclass(frozen=True)

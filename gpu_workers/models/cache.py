@@ -95,6 +95,7 @@ class _Warm:
     pipelines: dict[str, Any] = field(default_factory=dict)
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # adapter name -> LoRA ref
     nbytes: int = 0
+    sha256: str = ""  # the weights' digest when the spec that loaded them carried one
 
 
 def module_bytes(objects: list[Any]) -> int:
@@ -152,6 +153,10 @@ class PipelineCache:
         self, ref: str, *, artifacts: ArtifactSource | None = None, workspace_id: str | None = None
     ) -> Path:
         return self.store.resolve(ref, artifacts=artifacts, workspace_id=workspace_id)
+
+    def digest(self, path: Path) -> str:
+        """SHA-256 of a resolved model file or folder (remembered per path, size and mtime)."""
+        return self.store.sha256(path)
 
     def pipeline(
         self,
@@ -224,12 +229,18 @@ class PipelineCache:
 
     def _base(self, spec: ModelSpec, artifacts: ArtifactSource | None, workspace_id: str | None) -> _Warm:
         warm = self._warm.get(spec.ref)
+        if warm is not None and spec.sha256 and warm.sha256 and warm.sha256 != spec.sha256:
+            # The file behind the reference was replaced since it was loaded: load the new weights.
+            del self._warm[spec.ref]
+            self._release_memory()
+            warm = None
         if warm is not None and spec.ref.startswith("artifact:"):
             # Warm or not, a workspace's artifact is only served to jobs of that workspace.
             self.resolve(spec.ref, artifacts=artifacts, workspace_id=workspace_id)
         if warm is None:
             path = self.resolve(spec.ref, artifacts=artifacts, workspace_id=workspace_id)
             warm = self._load_base(spec.ref, path, spec.family)
+            warm.sha256 = spec.sha256
             self._warm[spec.ref] = warm
         self._warm.move_to_end(spec.ref)
         if spec.family != warm.family:
@@ -418,6 +429,9 @@ class BoundModels:
 
     def describe(self, spec: ModelSpec) -> dict[str, Any]:
         return self.cache.describe(spec, artifacts=self.artifacts, workspace_id=self.workspace_id)
+
+    def digest(self, path: Path) -> str:
+        return self.cache.digest(path)
 
     def free_memory(self) -> None:
         """Drop every warm pipeline (after an out-of-memory error; the retry reloads what it needs)."""

@@ -8,6 +8,7 @@ a LoRA weight reuse the warm base.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
@@ -21,15 +22,24 @@ from gpu_workers.sdk import LoraSpec, ModelSpec, Node, NodeContext, NodeError, T
 _FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "flux": "Flux", "video": "AnimateDiff video"}
 
 
+def weights_digest(ctx: NodeContext, path: Path) -> str:
+    """The file's SHA-256 when the worker's model provider can tell (the pipeline cache can), else ""."""
+    digest = getattr(ctx.models, "digest", None)
+    return str(digest(path)) if callable(digest) else ""
+
+
 class LoadModel(Node):
     type: ClassVar[str] = "load_model"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"  # 1.1: the model output carries the weights' SHA-256
     category: ClassVar[str] = "model"
     title: ClassVar[str] = "Load model"
     description: ClassVar[str] = (
         "Pick a base model by reference (hf:, civitai:, local: or artifact:); its family (SD 1.5, SDXL, "
         "Flux, AnimateDiff video) is read from the model's own config."
     )
+    # Always runs (it only reads a config and a remembered digest), so its output carries the digest
+    # of the weights as they are now; a stored output would carry the digest of a replaced file.
+    cacheable: ClassVar[bool] = False
 
     class Inputs(BaseModel):
         ref: str = Field(
@@ -50,21 +60,23 @@ class LoadModel(Node):
                     ctx.node_id, f"{inputs.ref} is a LoRA, not a base model; use apply_lora for it"
                 )
             family = detect_base_family(path)
+            sha256 = weights_digest(ctx, path)
         except ModelStoreUnreachable as exc:  # the Hub did not answer: the executor tries again
             raise TransientNodeError(str(exc)) from exc
         except ModelError as exc:
             raise NodeError(ctx.node_id, str(exc)) from exc
-        return self.Outputs(model=ModelSpec(ref=inputs.ref, family=family))
+        return self.Outputs(model=ModelSpec(ref=inputs.ref, family=family, sha256=sha256))
 
 
 class ApplyLora(Node):
     type: ClassVar[str] = "apply_lora"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"  # 1.1: each LoRA in the output carries its file's SHA-256
     category: ClassVar[str] = "model"
     title: ClassVar[str] = "Apply LoRA"
     description: ClassVar[str] = (
         "Stack a LoRA on a model at a given strength; chain several to combine styles or subjects."
     )
+    cacheable: ClassVar[bool] = False  # as load_model: the LoRA's digest is read fresh on every run
 
     class Inputs(BaseModel):
         model: ModelSpec = Field(description="The model to add the LoRA to.")
@@ -78,6 +90,7 @@ class ApplyLora(Node):
         try:
             path = single_weights_file(ctx.models.resolve(lora.ref))
             _header, fmt, family = detect_file(path)
+            lora = lora.model_copy(update={"sha256": weights_digest(ctx, path)})
         except ModelStoreUnreachable as exc:  # the Hub did not answer: the executor tries again
             raise TransientNodeError(str(exc)) from exc
         except ModelError as exc:
