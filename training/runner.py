@@ -317,7 +317,7 @@ def training_execute(*, job_id: str) -> str:
             kohya_sha256=result.kohya_sha256,
             kohya_size=result.kohya_size,
         )
-        return _finish(
+        outcome = _finish(
             job,
             status=Status.SUCCEEDED,
             progress=1.0,
@@ -332,6 +332,32 @@ def training_execute(*, job_id: str) -> str:
             logs="\n".join(sink.log_lines)[-20000:],
             reproducibility={**result.reproducibility, "seconds": round(time.monotonic() - started, 3)},
         )
+    drop_checkpoint_files(job.checkpoints or [])
+    return outcome
+
+
+CHECKPOINT_FILES = ("lora.safetensors", "optimizer.safetensors", "state.json")
+
+
+def drop_checkpoint_files(checkpoints: list[dict[str, Any]]) -> int:
+    """Once a training has succeeded its checkpoints (adapter, optimiser and RNG state, for resuming)
+    serve no purpose and can be large; the final LoRA and the sample images (stored apart, by content)
+    stay. A file that cannot be removed is logged and left; the training has succeeded either way."""
+    from django.core.files.storage import default_storage
+
+    removed = 0
+    for checkpoint in checkpoints:
+        prefix = str(checkpoint.get("prefix") or "")
+        if not prefix.endswith("/") or "/checkpoints/" not in prefix:
+            continue
+        for name in CHECKPOINT_FILES:
+            try:
+                if default_storage.exists(prefix + name):
+                    default_storage.delete(prefix + name)
+                    removed += 1
+            except Exception:  # noqa: BLE001 - storage hiccups must not undo a finished training
+                logger.warning("could not remove checkpoint file %s%s", prefix, name, exc_info=True)
+    return removed
 
 
 def requeue_stale_trainings(*, older_than: int | None = None) -> list[str]:

@@ -214,7 +214,8 @@ def process_image(name: str, data: bytes, kind: str, limits: UploadLimits) -> Pr
                 )
             if min(width, height) < limits.min_side:
                 raise ValueError(
-                    f"it is only {width}×{height} pixels; use images at least 256 px on the short side"
+                    f"it is only {width}×{height} pixels; the smallest accepted is {limits.min_side} px on "
+                    "the short side (and 512 px or more trains a sharper LoRA)"
                 )
             probe.verify()
             image = Image.open(io.BytesIO(data), formats=formats)

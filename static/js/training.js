@@ -150,6 +150,8 @@
     var goalFields = form.querySelectorAll("[data-goal-field]");
     var saveTimer = null;
     var saving = 0;
+    var goalDirty = false; // typed but not sent yet: the next check goes through the save
+    var sent = 0, shown = 0; // answers arriving out of order never replace a newer one
 
     function selected() {
       return model && model.options[model.selectedIndex];
@@ -178,7 +180,11 @@
       return { ok: "badge-success", error: "badge-danger", warning: "badge-warning" }[level] || "badge-info";
     }
 
-    function render(result) {
+    function render(result, seq) {
+      if (seq !== undefined) {
+        if (seq < shown) return;
+        shown = seq;
+      }
       list.textContent = "";
       result.checks.forEach(function (check) {
         var li = el("li", { "class": "training-check is-" + check.level, "data-check": check.id });
@@ -245,9 +251,12 @@
       var trigger = form.querySelector("[name=trigger_word]");
       if (trigger && !trigger.checkValidity()) {
         showSaved("Not saved: the trigger word needs 3-40 lowercase letters, digits or _, starting with a letter.", true);
-        return;
+        return false;
       }
+      window.clearTimeout(saveTimer);
+      goalDirty = false;
       saving += 1;
+      var seq = ++sent;
       showSaved("Saving…", false);
       fetch(form.getAttribute("data-api") + "?" + query(), {
         method: "PATCH",
@@ -269,7 +278,7 @@
           var box = form.querySelector("textarea[name='caption-" + item.id + "']");
           if (box && item.caption_auto && !box.hasAttribute("data-edited")) box.value = item.caption;
         });
-        if (result.body.checks) render(result.body.checks);
+        if (result.body.checks) render(result.body.checks, seq);
         if (!saving) showSaved("Saved; the captions follow the description.", false);
       }).catch(function () {
         saving -= 1;
@@ -278,17 +287,20 @@
     }
 
     function saveLater() {
+      goalDirty = true;
       window.clearTimeout(saveTimer);
       saveTimer = window.setTimeout(saveGoal, 500);
     }
 
     function refresh() {
+      if (goalDirty && saveGoal() !== false) return; // its answer carries the checks for the new goal
+      var seq = ++sent;
       fetch(form.getAttribute("data-checks-url") + "?" + query(), {
         credentials: "same-origin", headers: { Accept: "application/json" }
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
       }).then(function (result) {
-        if (result.ok) render(result.body);
+        if (result.ok) render(result.body, seq);
         else if (window.Kizy && window.Kizy.toast) window.Kizy.toast(result.body.detail || "Check failed", { level: "warning" });
       }).catch(function () { /* keep the server-rendered checks */ });
     }

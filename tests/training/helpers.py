@@ -74,13 +74,25 @@ def upload(name: str, data: bytes) -> io.BytesIO:
 
 
 def mp4(frames: int = 12, width: int = 96, height: int = 64, fps: int = 6) -> bytes:
+    return video(frames, width, height, fps)
+
+
+def webm(frames: int = 12, width: int = 96, height: int = 64, fps: int = 6) -> bytes:
+    """A VP9 WebM clip (what browsers record), made with imageio-ffmpeg's bundled ffmpeg."""
+    return video(frames, width, height, fps, suffix=".webm", codec="libvpx-vp9")
+
+
+def video(
+    frames: int, width: int, height: int, fps: int, *, suffix: str = ".mp4", codec: str = "libx264"
+) -> bytes:
     import tempfile
 
     import imageio_ffmpeg
 
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
         writer = imageio_ffmpeg.write_frames(
-            handle.name, (width, height), fps=fps, macro_block_size=1, output_params=["-loglevel", "error"]
+            handle.name, (width, height), fps=fps, codec=codec, macro_block_size=1,
+            output_params=["-loglevel", "error"],
         )
         writer.send(None)
         for index in range(frames):

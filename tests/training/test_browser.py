@@ -59,6 +59,13 @@ def test_upload_goal_train_progress_then_pick_in_studio(
     sd15 = page.locator("#model option[data-family=sd15]").first.get_attribute("value")
     page.select_option("#model", sd15)
     expect(page.locator("[data-check=count]")).to_contain_text("Few images")  # refreshed for SD 1.5
+    # The goal is saved as it is typed: captions and checks follow it without pressing Save.
+    expect(page.get_by_test_id("caption").first).to_have_value(
+        re.compile(r"soft watercolor painting with wet paper texture"), timeout=10_000
+    )
+    expect(page.locator("[data-check=count]")).to_contain_text("For a style, 10 or more")
+    expect(page.get_by_test_id("autosave-status")).to_contain_text("Saved")
+    expect(page.get_by_test_id("training-plan")).to_contain_text("quick preset (60 steps at 64 px)")
     page.screenshot(path=str(screenshot_path("training-dataset.png")), full_page=True)
     page.locator("[data-testid=advanced] summary").click()
     for name, value in {

@@ -82,6 +82,11 @@ def check_trained_stored_and_registered(job, owner):
     assert job.step == 20 and [entry[0] for entry in job.loss_history] == list(range(1, 21))
     assert [c["step"] for c in job.checkpoints] == [10, 20]
     assert all(len(c["samples"]) == 2 for c in job.checkpoints)
+    # Once the LoRA is stored the checkpoints (adapter, optimiser, RNG state) go; the samples stay.
+    for checkpoint in job.checkpoints:
+        for name in ("lora.safetensors", "optimizer.safetensors", "state.json"):
+            assert not default_storage.exists(checkpoint["prefix"] + name), checkpoint["prefix"] + name
+        assert all(default_storage.exists(sample["key"]) for sample in checkpoint["samples"])
     assert default_storage.exists(job.lora_key) and default_storage.exists(job.kohya_key)
     assert job.lora_key.startswith(f"ws/{owner.workspace.pk}/artifacts/")
     data = default_storage.open(job.lora_key).read()

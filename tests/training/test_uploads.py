@@ -12,7 +12,7 @@ from PIL import Image
 
 from training.models import Dataset, DatasetItem, TrainingJob
 
-from .helpers import mp4, png, smooth_png, symlink_entry, upload, zip_of, zip_with_info
+from .helpers import mp4, png, smooth_png, symlink_entry, upload, webm, zip_of, zip_with_info
 
 pytestmark = pytest.mark.django_db
 
@@ -159,7 +159,7 @@ def test_pillow_bomb_warning_is_an_error(owner, clean_media, settings, monkeypat
         ("photo.heic", b"\0\0\0\x18ftypheic" + b"\0" * 32, ["photo.heic", "heic"]),
         ("broken.png", png()[:200], ["broken.png", "damaged or truncated", "export it again"]),
         ("empty.png", b"", ["empty.png", "empty"]),
-        ("tiny.png", png(8, 8), ["tiny.png", "only 8×8"]),
+        ("tiny.png", png(8, 8), ["tiny.png", "only 8×8", "the smallest accepted is 32 px on the short side"]),
         ("bad.mp4", b"\0\0\0\x18ftypisom" + b"\0" * 200, ["bad.mp4", "could not be read", "mp4"]),
     ],
 )
@@ -258,6 +258,18 @@ def test_videos_are_frame_sampled(owner, clean_media, settings):
     assert all(i["kind"] == "video_frame" and "clip.mp4 (frame at" in i["source_name"] for i in items)
     assert {(i["width"], i["height"]) for i in items} == {(96, 64)}
     assert all("video still" in i["caption"] for i in items)
+
+
+def test_webm_videos_are_frame_sampled_too(owner, clean_media, settings):
+    settings.KIZY_TRAINING_UPLOAD_LIMITS = {"frames_per_video": 4}
+    clip = webm()
+    assert clip[:4] == b"\x1a\x45\xdf\xa3"  # an EBML (Matroska/WebM) file
+    response = post_files(owner, upload("clip.webm", clip))
+    assert response.status_code == 201, response.content
+    items = response.json()["items"]
+    assert len(items) == 4 and all("clip.webm (frame at" in i["source_name"] for i in items)
+    assert {(i["width"], i["height"]) for i in items} == {(96, 64)}
+    assert len({i["id"] for i in items}) == 4 and all(i["kind"] == "video_frame" for i in items)
 
 
 def test_overlong_videos_are_refused(owner, clean_media, settings):
