@@ -35,14 +35,34 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _last_reported_device() -> str | None:
+    """The device the most recent training run reported (``runs[-1].device``, set by the worker).
+
+    Only that one infrastructure fact is read, whatever the workspace: it tells a web process without
+    a GPU that the ``gpu`` workers have one (or the reverse)."""
+    from .models import TrainingJob
+
+    runs = (
+        TrainingJob.objects.filter(started_at__isnull=False)
+        .exclude(runs=[])
+        .order_by("-started_at")
+        .values_list("runs", flat=True)
+        .first()
+    )
+    device = runs[-1].get("device") if isinstance(runs, list) and runs and isinstance(runs[-1], dict) else None
+    return str(device) if device else None
+
+
 def worker_device() -> str:
-    """Where trainings run: "modal" (a cloud GPU), or the local worker's torch device."""
+    """Where trainings run: "modal" (a cloud GPU), KIZY_DEVICE when it is set, else what the last
+    training's worker reported, else this process's own torch device (the embedded setup, where the
+    worker runs on the same machine)."""
     if getattr(settings, "KIZY_COMPUTE_BACKEND", "local") == "modal":
         return "modal"
     configured = str(getattr(settings, "KIZY_DEVICE", "auto"))
     if configured != "auto":
         return configured
-    return "cuda" if _cuda_available() else "cpu"
+    return _last_reported_device() or ("cuda" if _cuda_available() else "cpu")
 
 
 def wants_quick_preset(model: BaseModel | None, *, device: str | None = None) -> bool:

@@ -126,3 +126,21 @@ def test_the_estimate_uses_the_last_training_of_the_same_model(owner, settings, 
     assert "about 15 minutes (as the last training of this model here took)" in plan.note
     other = resolve_params("sd15", {"resolution": 768})
     assert training_plan(workspace=owner.workspace, model=real_sd15, params=other).seconds is None
+
+
+def test_with_device_auto_the_last_workers_report_decides(owner, settings, real_sd15, monkeypatch):
+    """A web process without a GPU in front of GPU workers: the device the last training's worker
+    reported counts, not the web process's own."""
+    from django.utils import timezone
+
+    from training import plan
+
+    settings.KIZY_DEVICE = "auto"
+    monkeypatch.setattr(plan, "_cuda_available", lambda: False)
+    assert plan.worker_device() == "cpu" and wants_quick_preset(real_sd15)
+    dataset = demo_sized_dataset(owner)
+    TrainingJob.objects.create(
+        workspace=owner.workspace, dataset=dataset, base_model=real_sd15, family="sd15", params={},
+        started_at=timezone.now(), runs=[{"run": 1, "device": "cuda"}],
+    )
+    assert plan.worker_device() == "cuda" and not wants_quick_preset(real_sd15)
