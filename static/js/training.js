@@ -2,8 +2,10 @@
  *
  *  - [data-training-upload]: drag and drop, then upload to the API with a progress bar; a refused
  *    upload lists each file at fault and what to fix.
- *  - [data-training-dataset]: re-checks the dataset when the base model or a setting changes, and
- *    shows each family's preset as the placeholder of the "Advanced" fields.
+ *  - [data-training-dataset]: re-checks the dataset when the base model or a setting changes, saves
+ *    the goal in the background as it is typed (so the generated captions and the checks follow it),
+ *    and shows the preset the chosen model gets (full, or quick for demo models and CPU workers) as
+ *    the placeholder of the "Advanced" fields, with the device and estimate note.
  *  - [data-training-live]: the loss curve (SVG), progress, samples per checkpoint and the final LoRA,
  *    live over the websocket /ws/trainings/<id>/ (polling the API if the socket is unavailable).
  */
@@ -231,7 +233,7 @@
 
     /* Captions written from the description follow it as it is typed: the goal is saved in the
      * background (the same PATCH as the API), and the answer carries the new captions and checks.
-     * A caption typed here and not saved yet is left as it is. */
+     * A caption typed on this page and not saved yet is left as it is (Save sends it). */
     function goal() {
       var body = {};
       goalFields.forEach(function (field) {
@@ -276,7 +278,8 @@
         }
         (result.body.items || []).forEach(function (item) {
           var box = form.querySelector("textarea[name='caption-" + item.id + "']");
-          if (box && item.caption_auto && !box.hasAttribute("data-edited")) box.value = item.caption;
+          // Generated captions follow the goal; saved edits get a renamed trigger word swapped in.
+          if (box && !box.hasAttribute("data-edited")) box.value = item.caption;
         });
         if (result.body.checks) render(result.body.checks, seq);
         if (!saving) showSaved("Saved; the captions follow the description.", false);
