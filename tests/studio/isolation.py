@@ -12,6 +12,23 @@ def make_generation(persona: Persona) -> str:
     return str(Generation.objects.create(workspace=persona.workspace, graph=GRAPH, source="workflow").pk)
 
 
+def make_upload(persona: Persona) -> str:
+    """A file uploaded through `/v1/files` (stored as PNG, content-addressed): its id."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from gpu_workers.artifacts import artifact_key
+    from studio.engine import StorageArtifactStore
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format="PNG")
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()
+    StorageArtifactStore().put(artifact_key(str(persona.workspace.pk), sha, "png"), buffer.getvalue(), "image/png")
+    return sha
+
+
 # Prompt requests answer 400 here because these tests install no model ("No model is installed yet");
 # what they check is who may call them at all.
 NO_MODEL = 400
@@ -33,6 +50,8 @@ ROUTES = [
     Route("replicate-cancel", "POST", "/v1/predictions/{id}/cancel", "generate", make=make_generation),
     Route("replicate-model-run", "POST", "/v1/models/kizy/none/predictions", "generate",
           body={"input": {"prompt": "a fox"}}, ok=NO_MODEL),
+    Route("replicate-files", "POST", "/v1/files", "generate", body={}, ok=400),  # no upload: "content" is named
+    Route("replicate-file", "GET", "/v1/files/{id}", "read", make=make_upload),
     Route("openai-images", "POST", "/v1/images/generations", "generate", body={"prompt": "a fox"}, ok=NO_MODEL),
     Route("openai-image-edits", "POST", "/v1/images/edits", "generate", body={"prompt": "a fox"}, ok=NO_MODEL),
 ]

@@ -12,6 +12,7 @@ import replicate
 from PIL import Image
 
 from studio.models import Generation
+from tests.studio.test_webhooks import receiver_factory  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,3 +86,45 @@ def test_openai_errors_use_openai_shape(live, owner, demo_catalog):
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.generate(prompt="x", size="big")
     assert "1024x1024" in raised.value.message
+
+
+def test_replicate_client_uploads_a_file_input_by_default(live, owner, demo_catalog, tmp_path):
+    """`image=open(...)`: the client's default file encoding uploads to /v1/files and passes its link."""
+    guide = tmp_path / "guide.png"
+    Image.new("RGB", (64, 64), (20, 140, 90)).save(guide)
+    client = replicate.Client(api_token=owner.key, base_url=live)
+    with guide.open("rb") as handle:
+        output = client.run(f"kizy/{demo_catalog.models[0].pk}", input={
+            "prompt": "the same field in winter", "image": handle, "prompt_strength": 0.5,
+            "num_inference_steps": 4, "guidance_scale": 3.5, "seed": 2})
+    assert len(output) == 1
+    generation = Generation.objects.get(source="replicate")
+    node = generation.graph["nodes"]["generate"]
+    assert node["type"] == "image_to_image"
+    assert (node["inputs"]["strength"], node["inputs"]["steps"], node["inputs"]["guidance"]) == (0.5, 4, 3.5)
+    assert generation.request["image"].startswith(f"ws/{owner.workspace.pk}/artifacts/")
+    uploaded = client.files.get(client.files.create(guide).id)
+    assert uploaded.content_type == "image/png" and uploaded.urls["get"].startswith(live)
+
+
+def test_replicate_webhooks_carry_the_prediction_object(live, owner, demo_catalog, receiver_factory,  # noqa: F811
+                                                        settings):
+    from standardwebhooks import Webhook
+
+    from studio.webhooks import workspace_secret
+
+    settings.SITE_URL = live  # links in webhook bodies are built on KIZY_SITE_URL (there is no request)
+    receiver = receiver_factory([])
+    client = replicate.Client(api_token=owner.key, base_url=live)
+    prediction = client.predictions.create(version=str(demo_catalog.models[0].pk),
+                                           input={"prompt": "a kite", "num_inference_steps": 2, "seed": 1},
+                                           webhook=receiver.url, webhook_events_filter=["start", "completed"])
+    prediction.wait()
+    bodies = [Webhook(workspace_secret(owner.workspace)).verify(body, headers) for headers, body in receiver.requests]
+    assert [body["status"] for body in bodies] == ["processing", "succeeded"]
+    final = bodies[-1]
+    assert "type" not in final and final["id"] == prediction.id and final["input"]["steps"] == 2
+    assert final["urls"]["get"] == f"{live}/v1/predictions/{prediction.id}"
+    # The body is the very object the client reads, and its output links work.
+    assert replicate.prediction.Prediction(**final).output == client.predictions.get(prediction.id).output
+    assert Image.open(io.BytesIO(httpx.get(final["output"][0]).content)).size == (64, 64)
