@@ -20,10 +20,14 @@ def require_family(
     """Fail with a sentence a user can act on when a node is given a model of the wrong family."""
     if spec.family in allowed:
         return
-    names = ", ".join(FAMILY_NAMES[f] for f in allowed)
+    from gpu_workers.models.cache import with_article
+
+    *others, last = [FAMILY_NAMES[f] for f in allowed]
+    names = f"{', '.join(others)} or {last}" if others else last
     kind = FAMILY_NAMES.get(spec.family, spec.family)
     raise NodeError(
-        ctx.node_id, f"{what} needs a {names} model; {spec.ref} is a {kind} model. {instead}".strip()
+        ctx.node_id,
+        f"{what} needs {with_article(names)} model; {spec.ref} is {with_article(kind)} model. {instead}".strip(),
     )
 
 

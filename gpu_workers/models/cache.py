@@ -45,6 +45,11 @@ FAMILY_NAMES = {
     "upscaler": "upscaler",
 }
 
+
+def with_article(name: str) -> str:
+    """'an SD 1.5', 'an SDXL', 'an AnimateDiff video', 'a Flux': letters read as names (S, F...) count."""
+    return f"{'an' if name[:1] in 'AEIOU' or name.startswith('SD') else 'a'} {name}"
+
 #: diffusers pipeline class for each (family, task). A missing pair is a task the family cannot do.
 TASK_PIPELINES: dict[str, dict[str, str]] = {
     "sd15": {
@@ -245,7 +250,7 @@ class PipelineCache:
         self._warm.move_to_end(spec.ref)
         if spec.family != warm.family:
             raise UnsupportedModelError(
-                f"{spec.ref} is a {FAMILY_NAMES.get(warm.family, warm.family)} model, "
+                f"{spec.ref} is {with_article(FAMILY_NAMES.get(warm.family, warm.family))} model, "
                 f"but the request says {FAMILY_NAMES.get(spec.family, spec.family)}"
             )
         return warm
@@ -313,7 +318,8 @@ class PipelineCache:
         if kind not in supported:
             can = ", ".join(supported)
             raise UnsupportedModelError(
-                f"{warm.ref} is a {FAMILY_NAMES[warm.family]} model; it cannot run {kind} (it can run: {can})"
+                f"{warm.ref} is {with_article(FAMILY_NAMES[warm.family])} model; it cannot run {kind} "
+                f"(it can run: {can})"
             )
         if kind == "controlnet" and not controlnet_ref:
             raise ModelError("the controlnet task needs a ControlNet reference: controlnet:<ref>")

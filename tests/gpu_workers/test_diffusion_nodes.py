@@ -142,9 +142,10 @@ def test_image_to_image_keeps_the_input_size_or_the_requested_one(harness: Harne
 
 
 def test_image_models_refuse_video_nodes_and_the_reverse_with_a_clear_message(harness: Harness) -> None:
-    with pytest.raises(NodeError, match="is a AnimateDiff video model. Use text_to_video"):
+    wrong = "needs an SD 1.5, SDXL or Flux model; local:video is an AnimateDiff video model. Use text_to_video"
+    with pytest.raises(NodeError, match=wrong):
         harness.run(TextToImage, model=spec("video"), **FAST)
-    with pytest.raises(NodeError, match="needs a AnimateDiff video model; local:sd15 is a SD 1.5 model"):
+    with pytest.raises(NodeError, match="needs an AnimateDiff video model; local:sd15 is an SD 1.5 model"):
         harness.run(TextToVideo, model=spec("sd15"), **FAST)
 
 
