@@ -218,3 +218,36 @@ def test_the_modal_backend_without_a_token_fails_the_job_at_once_saying_how_to_f
     assert "modal token new" in job["error"] and "MODAL_TOKEN_ID" in job["error"]
     row = Generation.objects.get(pk=job["id"])
     assert row.lease_owner == "" and row.attempts == 1 and row.completed_at is not None  # not left to the lease
+
+
+def test_references_the_workspace_cannot_use_are_unknown_before_queuing(owner, outsider, demo_catalog) -> None:
+    import uuid
+
+    from models_catalog.models import LoraAdapter
+
+    theirs = next(lo for lo in demo_catalog.loras if lo.family == "sd15")
+    theirs.pk, theirs.workspace = None, outsider.workspace  # a private copy in another workspace (T3)
+    theirs.external_id = "private/their-style"
+    theirs.save()
+    model = next(m for m in demo_catalog.models if m.family == "sd15")
+    graph = {
+        "nodes": {
+            "gone": {"type": "load_model", "inputs": {"ref": str(uuid.uuid4())}},
+            "model": {"type": "load_model", "inputs": {"ref": str(model.pk)}},
+            "style": {"type": "apply_lora", "inputs": {"model": {"node": "model", "output": "model"},
+                                                       "lora": {"ref": str(theirs.pk)}}},
+            "draw": {"type": "controlnet", "inputs": {"model": {"node": "style", "output": "model"},
+                                                      "guide_image": {"node": "img", "output": "image"},
+                                                      "controlnet": "hf:someone/controlnet"}},
+            "img": {"type": "make_image", "inputs": {"width": 64, "height": 64}},
+        },
+        "outputs": ["gone", "draw"],
+    }
+    response = owner.client().post("/api/v1/workflows", {"graph": graph}, format="json")
+    assert response.status_code == 400
+    errors = {(e["node"], e["port"]): e for e in response.json()["errors"] if e["code"] == "unknown_reference"}
+    assert set(errors) == {("gone", "ref"), ("style", "lora"), ("draw", "controlnet")}, response.json()
+    assert "GET /api/v1/models" in errors[("gone", "ref")]["message"]
+    assert "GET /api/v1/loras" in errors[("style", "lora")]["message"]
+    assert LoraAdapter.objects.filter(pk=theirs.pk, workspace=outsider.workspace).exists()
+    assert Generation.objects.filter(workspace=owner.workspace).count() == 0
