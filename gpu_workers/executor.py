@@ -93,14 +93,32 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def compute_checkpoint_key(node_cls: type[Node], inputs: BaseModel) -> str:
-    payload = {
+def compute_checkpoint_key(
+    node_cls: type[Node], inputs: BaseModel, assets: Mapping[str, str] | None = None
+) -> str:
+    """``assets`` maps an asset port (ControlNet, upscaler weights) to its file's SHA-256, so replacing
+    the weights behind the same reference changes the key; it is left out when empty, which keeps the
+    keys of nodes without asset ports as they were."""
+    payload: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "type": node_cls.type,
         "version": node_cls.version,
         "inputs": inputs.model_dump(mode="json"),
     }
+    if assets:
+        payload["assets"] = dict(sorted(assets.items()))
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def asset_ports(node_cls: type[Node]) -> list[str]:
+    """Input ports holding a reference to weights other than a base model or LoRA (``kizy_reference:
+    asset`` in the port's schema): ControlNets, upscalers."""
+    ports = []
+    for name, info in node_cls.Inputs.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("kizy_reference") == "asset":
+            ports.append(name)
+    return ports
 
 
 @functools.lru_cache(maxsize=1)
@@ -151,6 +169,7 @@ class _Run:
         self.context_factory = context_factory
         self.values: dict[str, BaseModel] = {}
         self.inputs: dict[str, BaseModel] = {}
+        self.assets: dict[str, dict[str, dict[str, str]]] = {}
         self.states = {node_id: NodeState(type=spec["type"]) for node_id, spec in graph["nodes"].items()}
 
     # -- driving ------------------------------------------------------------------------------
@@ -199,7 +218,8 @@ class _Run:
         state = self.states[node_id]
         inputs = self.build_inputs(node_id, node_cls)
         self.inputs[node_id] = inputs
-        key = compute_checkpoint_key(node_cls, inputs)
+        self.assets[node_id] = self.asset_digests(node_cls, inputs)
+        key = compute_checkpoint_key(node_cls, inputs, {p: a["sha256"] for p, a in self.assets[node_id].items()})
         began = time.monotonic()
 
         reused = self.load_job_record(node_id, node_cls, key)
@@ -224,6 +244,23 @@ class _Run:
         self.values[node_id] = outputs
         self.save_records(node_id, node_cls, key, outputs, state.seconds)
         self.events.node_finished(node_id, False, state.seconds)
+
+    def asset_digests(self, node_cls: type[Node], inputs: BaseModel) -> dict[str, dict[str, str]]:
+        """{port: {ref, sha256}} for the node's asset references the worker can hash. One it cannot
+        resolve is left out: the node itself then fails with the store's words."""
+        digest = getattr(self.models, "digest", None)
+        if self.models is None or not callable(digest):
+            return {}
+        found = {}
+        for port in asset_ports(node_cls):
+            ref = getattr(inputs, port, None)
+            if not isinstance(ref, str) or not ref:
+                continue
+            try:
+                found[port] = {"ref": ref, "sha256": str(digest(self.models.resolve(ref)))}
+            except Exception:  # noqa: BLE001, S112 - missing or unreachable: the node reports it
+                continue
+        return found
 
     def build_inputs(self, node_id: str, node_cls: type[Node]) -> BaseModel:
         raw: dict[str, Any] = {}
@@ -327,6 +364,7 @@ class _Run:
         nodes: dict[str, Any] = {}
         seeds: dict[str, int] = {}
         models: dict[str, Any] = {}
+        assets: dict[str, dict[str, str]] = {}  # ControlNet and upscaler weights, by node.port
         describe = getattr(self.models, "describe", None)
         for node_id, inputs in self.inputs.items():
             entry = self.registry.entry(self.graph["nodes"][node_id]["type"])
@@ -342,11 +380,14 @@ class _Run:
                     seeds[f"{node_id}.{port}"] = value
                 elif kind == "model" and isinstance(value, ModelSpec):
                     models[f"{node_id}.{port}"] = self.describe_model(describe, value)
+            for port, asset in self.assets.get(node_id, {}).items():
+                assets[f"{node_id}.{port}"] = asset
         return {
             "job_id": self.job_id,
             "nodes": nodes,
             "seeds": seeds,
             "models": models,
+            "assets": assets,
             "libraries": dict(library_versions()),
             "device": self.device,
         }

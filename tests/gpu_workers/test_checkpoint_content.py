@@ -7,10 +7,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from kizy_testpack.counters import RUNS
 from kizy_testpack.nodes import NODES as TESTPACK
+from pydantic import BaseModel, Field
 from safetensors.numpy import save_file
 
 from gpu_workers.artifacts import MemoryArtifactStore
@@ -19,6 +21,7 @@ from gpu_workers.models.cache import PipelineCache
 from gpu_workers.models.store import ModelStore
 from gpu_workers.nodes.builtin import NODES
 from gpu_workers.registry import NodeRegistry
+from gpu_workers.sdk import Node, NodeContext
 
 GRAPH = {
     "nodes": {
@@ -85,3 +88,49 @@ def test_replaced_weights_are_not_served_stale_outputs(tmp_path: Path) -> None:
     write_lora(root, 0.2)  # and then the LoRA file behind local:style
     run("j4")
     assert RUNS["model_echo"] == 3
+
+
+class WeightsEcho(Node):
+    """Stands for controlnet / upscale: a node whose weights come through an asset reference."""
+
+    type: ClassVar[str] = "weights_echo"
+    version: ClassVar[str] = "1.0.0"
+    category: ClassVar[str] = "testing"
+    title: ClassVar[str] = "Weights echo"
+    description: ClassVar[str] = "Counts its runs."
+    runs: ClassVar[int] = 0
+
+    class Inputs(BaseModel):
+        weights: str = Field(description="Asset reference.", json_schema_extra={"kizy_reference": "asset"})
+
+    class Outputs(BaseModel):
+        ref: str = Field(description="The reference it ran with.")
+
+    def run(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
+        WeightsEcho.runs += 1
+        return self.Outputs(ref=inputs.weights)
+
+
+def test_replaced_controlnet_or_upscaler_weights_run_the_node_again_and_are_recorded(tmp_path: Path) -> None:
+    root, artifacts = tmp_path / "store", MemoryArtifactStore()
+    nodes = NodeRegistry.from_classes([WeightsEcho], pack="test")
+    graph = {"nodes": {"up": {"type": "weights_echo", "inputs": {"weights": "local:upscaler"}}}, "outputs": ["up"]}
+    weights = root / "local" / "upscaler.safetensors"
+    weights.parent.mkdir(parents=True)
+    WeightsEcho.runs = 0
+
+    def run(job: str, value: float):
+        if value:
+            save_file({"w": np.full((2, 2), value, dtype=np.float32)}, str(weights))
+            os.utime(weights, ns=(1, int(value * 1e9)))
+        cache = PipelineCache(ModelStore(root), budget_bytes=1 << 30)
+        return run_graph(graph, nodes, workspace_id="ws1", job_id=job, artifacts=artifacts,
+                         models=cache.bind(artifacts=None, workspace_id="ws1"))
+
+    first = run("j1", 1.0)
+    assert first.reproducibility["assets"]["up.weights"] == {
+        "ref": "local:upscaler", "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    run("j2", 0)
+    assert WeightsEcho.runs == 1  # unchanged file: reused
+    run("j3", 2.0)
+    assert WeightsEcho.runs == 2  # replaced file: run again
