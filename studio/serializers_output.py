@@ -10,6 +10,22 @@ from kizy_site.storage import absolute, signed_url
 from .models import Generation
 
 
+def _download_link(key: str, filename: str) -> str | None:
+    """A presigned S3/R2 link that answers with `Content-Disposition: attachment`; None on the filesystem
+    backend, whose same-origin `/files/` links already download through the `download` attribute."""
+    from django.core.files.storage import storages
+
+    from kizy_site.storage import PrivateFileSystemStorage
+
+    backend = storages["default"]
+    if isinstance(backend, PrivateFileSystemStorage):
+        return None
+    try:
+        return str(backend.url(key, parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'}))
+    except TypeError:  # a backend without per-link response headers
+        return None
+
+
 def output_files(generation: Generation, request: HttpRequest | None = None, *,
                  absolute_urls: bool = True) -> list[dict[str, Any]]:
     """Signed links to the outputs: absolute for API clients and webhooks (KIZY_SITE_URL without a
@@ -20,14 +36,18 @@ def output_files(generation: Generation, request: HttpRequest | None = None, *,
         url = signed_url(key)
         return absolute(request, url) if absolute_urls else url
 
-    for item in generation.outputs or []:
+    for index, item in enumerate(generation.outputs or []):
         url = link(item["key"])
+        extension = item["key"].rsplit(".", 1)[-1] if "." in item["key"] else "bin"
+        download = _download_link(item["key"], f"kizy-{str(generation.pk)[:8]}-{index + 1}.{extension}")
         # A small WebP for tiles; outputs recorded before thumbnails existed fall back to the image itself.
         thumbnail = link(item["thumbnail_key"]) if item.get("thumbnail_key") else (
             url if item.get("kind") == "image" else None)
         files.append({
             "url": url,
             "thumbnail_url": thumbnail,
+            # Saves the file instead of opening it: a browser ignores `download` on another origin (S3/R2).
+            "download_url": download or url,
             # A stable reference to the workspace's own file (the signed URL expires): give it back as
             # `image` to use this output as the next guide image.
             "key": item["key"],

@@ -872,7 +872,7 @@
         if (file.width) { img.width = file.width; img.height = file.height; }
         $("[data-result-link]", figure).href = file.url;
         const download = $("[data-result-download]", figure);
-        download.href = file.url;
+        download.href = file.download_url || file.url;
         download.setAttribute("download", "kizy-" + String(job.id).slice(0, 8) + "-" + (index + 1) + ".png");
         const seed = typeof record.seed === "number" ? (record.seed + index) % 4294967296 : null;
         $("[data-result-caption]", figure).textContent = [seed !== null ? "Seed " + seed : "",

@@ -42,3 +42,19 @@ def test_other_web_addresses_are_still_not_fetched_on_s3(s3, owner, demo_catalog
                                    {"prompt": "x", "image": "https://example.com/cat.png"}, format="json")
     assert response.status_code == 400
     assert "Other web addresses are not fetched" in str(response.json()["errors"]["image"])
+
+
+def test_s3_download_links_save_the_file_instead_of_opening_it(
+        s3, owner, demo_catalog, django_capture_on_commit_callbacks):  # noqa: F811
+    import httpx
+
+    client = owner.client()
+    made = create(client, django_capture_on_commit_callbacks, {"prompt": "a red fox", **FAST}).json()
+    [output] = client.get(f"/api/v1/generations/{made['id']}").json()["outputs"]
+    with httpx.Client(trust_env=False) as http:
+        saved = http.get(output["download_url"])
+        shown = http.get(output["url"])
+    assert saved.status_code == 200 and shown.status_code == 200
+    assert saved.headers["content-disposition"] == f'attachment; filename="kizy-{made["id"][:8]}-1.png"'
+    assert "content-disposition" not in shown.headers
+    assert saved.content == shown.content
