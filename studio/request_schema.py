@@ -94,7 +94,25 @@ class DetailersField(serializers.Field):  # type: ignore[type-arg]
         return value
 
 
-class GenerationRequestSerializer(serializers.Serializer[None]):
+class RejectUnknownFields:
+    """For serializers of request bodies: a field the serializer does not know (often a misspelling)
+    is a 400 naming it, instead of DRF's default of dropping it silently. Read-only fields (echoed
+    back from a response) and `ignored_fields` are let through and dropped."""
+
+    ignored_fields: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            fields = self.fields  # type: ignore[attr-defined]
+            read_only = {name for name, field in fields.items() if field.read_only}
+            unknown_field_errors(data.keys(), [name for name in fields if name not in read_only],
+                                 ignored=self.ignored_fields | read_only)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class GenerationRequestSerializer(RejectUnknownFields, serializers.Serializer[None]):
+    ignored_fields = RECORD_ONLY_FIELDS
+
     prompt = serializers.CharField(max_length=2000, help_text="What you want to see.")
     negative_prompt = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     image = serializers.CharField(required=False, allow_blank=True, default="",
@@ -114,12 +132,6 @@ class GenerationRequestSerializer(serializers.Serializer[None]):
     steps = serializers.IntegerField(min_value=1, max_value=150, required=False, allow_null=True, default=None)
     guidance = serializers.FloatField(min_value=0.0, max_value=30.0, required=False, allow_null=True, default=None)
     scheduler = serializers.ChoiceField(choices=SCHEDULERS, default="default")
-
-    def to_internal_value(self, data: Any) -> Any:
-        """Unknown (often misspelled) fields are a 400 naming each one, not silently dropped."""
-        if hasattr(data, "keys"):
-            unknown_field_errors(data.keys(), list(self.fields), ignored=RECORD_ONLY_FIELDS)
-        return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if (attrs.get("width") is None) != (attrs.get("height") is None):

@@ -12,9 +12,10 @@ from accounts.api.base import WorkspaceAPIView, WorkspaceScopedViewSet
 
 from .. import webhooks
 from ..models import WebhookDelivery, WebhookEndpoint
+from ..request_schema import RejectUnknownFields
 
 
-class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
+class EndpointSerializer(RejectUnknownFields, serializers.ModelSerializer[WebhookEndpoint]):
     class Meta:
         model = WebhookEndpoint
         fields = ["id", "url", "events", "description", "enabled", "disabled_reason", "created_at"]

@@ -14,11 +14,12 @@ from accounts.api.base import WorkspaceAPIView, WorkspaceScopedViewSet
 from .. import selectors, services
 from ..engine import node_registry
 from ..models import Generation, Source
+from ..request_schema import RejectUnknownFields
 from ..serializers_output import generation_payload
 from .workflow_inputs import bring_in_images
 
 
-class WorkflowInputSerializer(serializers.Serializer[None]):
+class WorkflowInputSerializer(RejectUnknownFields, serializers.Serializer[None]):
     graph = serializers.DictField(help_text='{"nodes": {...}, "outputs": [...]} as in the node engine docs.')
     webhook = serializers.URLField(required=False, allow_blank=True, default="")
     webhook_events_filter = serializers.ListField(child=serializers.CharField(), required=False)

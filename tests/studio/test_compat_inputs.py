@@ -181,3 +181,31 @@ def test_openai_unknown_field_is_named(owner, demo_catalog):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "style" and "response_format" in error["message"]
+
+
+def test_workflow_body_with_a_misspelled_field_is_a_400(owner):
+    graph = {"nodes": {"n": {"type": "const_int", "inputs": {"value": 1}}}, "outputs": ["n"]}
+    response = owner.client().post("/api/v1/workflows", {"graph": graph, "webhok": "https://x.example"},
+                                   format="json")
+    assert response.status_code == 400
+    assert "did you mean 'webhook'" in response.json()["errors"]["webhok"][0]
+
+
+def test_webhook_endpoint_with_a_misspelled_field_is_a_400(owner):
+    response = owner.client().post("/api/v1/webhooks",
+                                   {"url": "https://hooks.example.com/k", "event": ["completed"]}, format="json")
+    assert response.status_code == 400
+    assert "did you mean 'events'" in response.json()["errors"]["event"][0]
+
+
+def test_webhook_endpoint_is_created_through_the_api(owner, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))])
+    response = owner.client().post("/api/v1/webhooks", {"url": "https://hooks.example.com/k",
+                                                        "events": ["output", "completed"], "id": "ignored"},
+                                   format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["events"] == ["completed", "output"]
+    assert owner.client().get("/api/v1/webhooks").json()["results"][0]["url"] == "https://hooks.example.com/k"
