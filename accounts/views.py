@@ -219,12 +219,15 @@ def api_keys_view(request: HttpRequest) -> HttpResponse:
                 form = ApiKeyForm()
             except (ValidationError, PermissionDenied) as exc:
                 messages.error(request, _error_text(exc))
-    return render(
+    response = render(
         request,
         "accounts/api_keys.html",
         {"keys": workspace.api_keys.select_related("created_by"), "form": form, "new_key": new_key,
          "can_admin": can_admin},
     )
+    if new_key:  # the page shows the secret once: neither the browser's cache nor a proxy may keep it
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

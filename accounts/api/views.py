@@ -48,7 +48,8 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceS
         )
         body = ApiKeyOutputSerializer(created.api_key).data
         body["key"] = created.secret
-        return Response(body, status=status.HTTP_201_CREATED)
+        # The only response that carries the secret: no cache (browser, proxy) may keep a copy.
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @extend_schema(responses=ApiKeyOutputSerializer)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

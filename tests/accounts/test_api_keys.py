@@ -235,3 +235,14 @@ def test_a_deleted_users_key_is_401(member) -> None:
     response = member.client().get("/api/v1/me")
     assert response.status_code == 401
     assert "no longer exists" in response.json()["detail"]
+
+
+def test_responses_that_show_a_new_key_are_never_cached(owner) -> None:
+    created = owner.client().post("/api/v1/api-keys", {"name": "ci", "scopes": ["read"]}, format="json")
+    assert created.status_code == 201
+    assert created["Cache-Control"] == "no-store"
+
+    page = owner.session_client().post("/settings/api-keys", {"name": "laptop", "scopes": ["read"]})
+    assert page.status_code == 200
+    assert page.context["new_key"].startswith("kizy_")
+    assert page["Cache-Control"] == "no-store"
