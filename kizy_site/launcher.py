@@ -90,6 +90,19 @@ def stop_on_signals(supervisor: Supervisor) -> None:
         signal.signal(signum, on_signal)
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_warning(host: str) -> str | None:
+    """`make up` creates a demo superuser with a published password: say so when others can reach it."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (
+        f"  WARNING: serving on {host}, reachable from other machines, with the demo superuser\n"
+        "  demo@kizy.local / kizy-demo. Change its password (Admin → Users) or bind to 127.0.0.1."
+    )
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizy_site.settings")
     supervisor = Supervisor()
@@ -116,6 +129,8 @@ def main() -> int:
         supervisor.spawn("worker", [*worker, "-Q", "default", "--pool=threads", "-c", "4", "-n", "default@%h"])
         supervisor.spawn("beat", [PYTHON, "-m", "celery", "-A", "kizy_site", "beat", "--loglevel=WARNING",
                                   "-s", os.path.join(os.environ.get("KIZY_HOME", ".kizy"), "celerybeat-schedule")])
+        if warning := exposure_warning(host):
+            print(f"\n{warning}", flush=True)
         print(
             f"\n  Kizy is running on http://{host}:{port}\n"
             "  Demo login: demo@kizy.local / kizy-demo\n"

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from django.conf import settings
 
-from kizy_site.launcher import Stopping, Supervisor
+from kizy_site.launcher import Stopping, Supervisor, exposure_warning
 
 REPO = Path(settings.BASE_DIR)
 
@@ -185,6 +185,19 @@ def test_ctrl_c_sigterm_and_a_closed_terminal_stop_the_children(tmp_path: Path, 
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.1.1"])
+def test_a_loopback_bind_needs_no_warning(host: str) -> None:
+    assert exposure_warning(host) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])  # noqa: S104
+def test_a_bind_others_can_reach_warns_about_the_demo_login(host: str) -> None:
+    warning = exposure_warning(host)
+    assert warning is not None
+    assert f"serving on {host}, reachable from other machines" in warning
+    assert "demo@kizy.local / kizy-demo" in warning
 
 
 # --- the whole launcher (`make up`) -------------------------------------------------------------
