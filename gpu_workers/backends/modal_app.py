@@ -24,6 +24,9 @@ CANCEL_POLL_SECONDS = 1.0
 # KIZY_NODE_PACKS, read at deploy time too, is the container's allow-list (keep it the same as the site's).
 EXTRA_PACKAGES = os.environ.get("KIZY_MODAL_EXTRA_PACKAGES", "").split()
 NODE_PACKS = os.environ.get("KIZY_NODE_PACKS", "kizy")
+# A modal.Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for the bucket: with it, the site
+# leaves the keys out of each call's payload (set the same name on the site).
+STORAGE_SECRET = os.environ.get("KIZY_MODAL_STORAGE_SECRET", "")
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
@@ -47,7 +50,8 @@ models_volume = modal.Volume.from_name(MODEL_VOLUME, create_if_missing=True)
 cancel_flags: Any = modal.Dict.from_name(CANCEL_DICT, create_if_missing=True)
 
 
-@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=3600, scaledown_window=300)
+@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=3600, scaledown_window=300,
+         secrets=[modal.Secret.from_name(STORAGE_SECRET)] if STORAGE_SECRET else [])
 class GpuWorker:
     """One warm GPU container; `run` streams a job's events and ends with its result."""
 

@@ -29,6 +29,18 @@ def modal_credentials_present() -> bool:
     return config.exists() and "token_id" in config.read_text()
 
 
+CREDENTIAL_FIELDS = ("access_key", "secret_key")
+
+
+def remote_payload(payload: JobPayload) -> dict[str, Any]:
+    """What goes over the wire: with KIZY_MODAL_STORAGE_SECRET set, the bucket keys stay out of the
+    payload (the container reads them from that modal.Secret's AWS_* variables instead)."""
+    data = payload.model_dump(mode="json")
+    if os.environ.get("KIZY_MODAL_STORAGE_SECRET"):
+        data["storage"] = {k: v for k, v in data["storage"].items() if k not in CREDENTIAL_FIELDS}
+    return data
+
+
 def request_remote_cancel(flags: Any, job_id: str) -> None:
     """Raise the job's flag in the shared ``modal.Dict``; the container's executor polls it and stops at
     its next step, so the GPU stops billing. A failed write is logged: the job is canceled here anyway."""
@@ -65,7 +77,7 @@ class ModalBackend(ComputeBackend):
 
         worker_cls = modal.Cls.from_name(self.app_name, self.class_name)
         flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
-        stream = worker_cls().run.remote_gen(payload.model_dump(mode="json"))
+        stream = worker_cls().run.remote_gen(remote_payload(payload))
         return replay(stream, events, is_cancelled or (lambda: False),
                       on_cancel=lambda: request_remote_cancel(flags, payload.job_id))
 

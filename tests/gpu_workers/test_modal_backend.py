@@ -128,3 +128,17 @@ def test_the_container_loads_the_builtins_without_their_entry_point_and_installs
     assert "make_image" not in modal_app._container_registry(["kizy"])
     modal_app._install_upscaler(str(container_store))
     assert (container_store / "local" / "realesrgan-x4plus.safetensors").is_file()
+
+
+def test_bucket_keys_stay_out_of_the_payload_when_the_container_has_a_storage_secret(monkeypatch):
+    from gpu_workers.backends.modal_backend import remote_payload
+
+    storage = {"kind": "s3", "bucket": "b", "endpoint_url": "https://r2.example", "access_key": "AK",
+               "secret_key": "SK", "region": "auto"}
+    job = JobPayload(job_id="j", workspace_id="w", graph=GRAPH, storage=storage)
+    monkeypatch.delenv("KIZY_MODAL_STORAGE_SECRET", raising=False)
+    assert remote_payload(job)["storage"]["secret_key"] == "SK"
+    monkeypatch.setenv("KIZY_MODAL_STORAGE_SECRET", "kizy-r2")
+    sent = remote_payload(job)
+    assert "access_key" not in sent["storage"] and "secret_key" not in sent["storage"]
+    assert sent["storage"]["bucket"] == "b" and sent["graph"] == GRAPH
