@@ -59,3 +59,18 @@ def test_healthz_leaves_no_probe_files_behind(client) -> None:
     assert client.get("/healthz").status_code == 200
     assert default_storage.exists("healthz")  # the probe wrote there…
     assert default_storage.listdir("healthz")[1] == []  # …and removed what it wrote
+
+
+def test_healthz_is_503_naming_the_database_when_it_cannot_be_queried(client) -> None:
+    from django.db import OperationalError, connection
+
+    def unreachable(execute, sql, params, many, context):
+        raise OperationalError('connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused')
+
+    with connection.execute_wrapper(unreachable):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"]
+    assert body["checks"]["database"]["error"].startswith("OperationalError: connection to server")
+    assert body["checks"]["broker"]["status"] == "ok" and body["checks"]["storage"]["status"] == "ok"
