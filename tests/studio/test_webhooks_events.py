@@ -128,3 +128,25 @@ def test_a_retry_carries_links_signed_at_that_attempt(owner, demo_catalog, recei
     expires = lambda url: int(parse_qs(urlsplit(url).query)["expires"][0])  # noqa: E731
     assert expires(second) > expires(first)
     assert client.get(local(second)).status_code == 200
+
+
+def test_replicate_bodies_are_signed_again_too(team, receiver_factory, settings):  # noqa: F811
+    import time
+
+    from studio.models import Generation
+
+    receiver = receiver_factory([500, 200])
+    key = f"ws/{team.pk}/artifacts/{'a' * 64}.png"
+    generation = Generation.objects.create(
+        workspace=team, graph={"nodes": {}, "outputs": []}, status="succeeded", source="replicate",
+        request={"prompt": "x", "model": "m"}, webhook=receiver.url, webhook_events_filter=["completed"],
+        outputs=[{"key": key, "kind": "image", "content_type": "image/png", "sha256": "a" * 64}])
+    [delivery] = webhooks.queue_generation_webhooks(generation, "completed")
+    assert webhooks.deliver(delivery.pk)[0] == "retry"
+    time.sleep(1.2)
+    assert webhooks.deliver(delivery.pk)[0] == DeliveryStatus.DELIVERED
+    first, second = (json.loads(body) for _, body in receiver.requests)
+    assert "type" not in first and first["id"] == str(generation.pk) and first["status"] == "succeeded"
+    expires = lambda body: int(parse_qs(urlsplit(body["output"][0]).query)["expires"][0])  # noqa: E731
+    assert expires(second) > expires(first)
+    assert WebhookDelivery.objects.get(pk=delivery.pk).payload["output"] == second["output"]
