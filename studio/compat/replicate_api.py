@@ -28,7 +28,7 @@ from kizy_site.storage import absolute, signed_url
 from .. import selectors, services
 from ..access import get_generation_for_workspace
 from ..engine import StorageArtifactStore
-from ..guide_images import clean_image_bytes
+from ..guide_images import MAX_BYTES, clean_image_bytes
 from ..models import Generation, Source
 from ..request_schema import RECORD_ONLY_FIELDS, GenerationRequestSerializer, unknown_field_errors
 from ..serializers_output import output_files
@@ -206,7 +206,7 @@ class FilesView(WorkspaceAPIView):
         if not isinstance(metadata, dict):
             raise ValidationError({"metadata": "metadata must be a JSON object."})
         try:
-            png, _, _ = clean_image_bytes(upload.read())
+            png, _, _ = clean_image_bytes(upload.read(MAX_BYTES + 1))  # one byte over: refused as too large
         except ValidationError as exc:
             message = exc.detail.get("image") if isinstance(exc.detail, dict) else exc.detail
             raise ValidationError({"content": message}) from exc
