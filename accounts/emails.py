@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from .models import Invitation
+from .services import INVITATION_VALID_DAYS
 
 
 def send_invitation(request: HttpRequest, invitation: Invitation) -> None:
@@ -16,7 +17,7 @@ def send_invitation(request: HttpRequest, invitation: Invitation) -> None:
         message=(
             f"{inviter} invited you to the workspace '{invitation.workspace.name}' on Kizy as "
             f"{invitation.get_role_display()}.\n\nOpen this link to join (sign up with {invitation.email} "
-            f"if you have no account yet):\n{link}\n"
+            f"if you have no account yet):\n{link}\n\nThe link works for {INVITATION_VALID_DAYS} days.\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[invitation.email],

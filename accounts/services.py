@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -155,6 +156,17 @@ def _owners(workspace: Workspace) -> int:
     return workspace.memberships.filter(role=Role.OWNER).count()
 
 
+INVITATION_VALID_DAYS = 14
+
+
+def invitation_expires_at(invitation: Invitation) -> datetime:
+    return invitation.created_at + timedelta(days=INVITATION_VALID_DAYS)
+
+
+def invitation_is_expired(invitation: Invitation) -> bool:
+    return timezone.now() >= invitation_expires_at(invitation)
+
+
 @transaction.atomic
 def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by: User) -> Invitation:
     email = email.strip().lower()
@@ -166,7 +178,9 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by
         raise ValidationError({"email": f"{email} is already a member of this workspace."})
     invitation, _ = Invitation.objects.update_or_create(
         workspace=workspace, email=email, accepted_at=None,
-        defaults={"role": role, "invited_by": invited_by, "token": secrets.token_urlsafe(32)},
+        # Inviting again sends a new link, valid for INVITATION_VALID_DAYS from now.
+        defaults={"role": role, "invited_by": invited_by, "token": secrets.token_urlsafe(32),
+                  "created_at": timezone.now()},
     )
     return invitation
 
@@ -175,6 +189,12 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if invitation.accepted_at is not None:
         raise ValidationError("This invitation was already used.")
+    if invitation_is_expired(invitation):
+        expired = invitation_expires_at(invitation)
+        raise ValidationError(
+            f"This invitation expired on {expired:%b} {expired.day}, {expired.year}; "
+            "ask an admin of the workspace to invite you again."
+        )
     if invitation.email.lower() != user.email.lower():
         raise PermissionDenied(f"This invitation is for {invitation.email}; sign in with that address to accept it.")
     membership, _ = Membership.objects.get_or_create(

@@ -151,8 +151,10 @@ def invitation_revoke_view(request: HttpRequest, invitation_id: str) -> HttpResp
 
 def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     invitation = access.get_open_invitation_by_token(token=token)
+    page = {"invitation": invitation, "expired": services.invitation_is_expired(invitation),
+            "expires_at": services.invitation_expires_at(invitation)}
     if not request.user.is_authenticated:
-        return render(request, "accounts/invitation.html", {"invitation": invitation})
+        return render(request, "accounts/invitation.html", page)
     if request.method == "POST":
         try:
             membership = services.invitation_accept(invitation=invitation, user=request.user)
@@ -162,7 +164,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         request.session[SESSION_KEY] = str(membership.workspace_id)
         messages.success(request, f"You joined {membership.workspace.name} as {membership.get_role_display()}.")
         return redirect("workspace-settings")
-    return render(request, "accounts/invitation.html", {"invitation": invitation})
+    return render(request, "accounts/invitation.html", page)
 
 
 @login_required

@@ -95,6 +95,44 @@ def test_an_invitation_is_mailed_and_accepted_by_the_invited_address(owner, mail
     assert client.post(f"/invitations/{invitation.token}").status_code == 404
 
 
+def _age(invitation: Invitation, days: float) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Invitation.objects.filter(pk=invitation.pk).update(created_at=timezone.now() - timedelta(days=days))
+
+
+def test_an_invitation_expires_after_two_weeks_and_inviting_again_renews_it(owner, mailoutbox) -> None:
+    browser(owner).post("/settings/workspace/invite", {"email": "eve@example.com", "role": "viewer"})
+    assert "The link works for 14 days." in mailoutbox[0].body
+    invitation = Invitation.objects.get(workspace=owner.workspace, email="eve@example.com")
+    _age(invitation, days=14.01)
+
+    eve = browser(User.objects.create_user("eve@example.com", "pw"))
+    page = eve.get(f"/invitations/{invitation.token}")
+    assert b'data-testid="invitation-expired"' in page.content
+    assert b"Accept and join" not in page.content
+    refused = eve.post(f"/invitations/{invitation.token}")
+    assert flashed(refused)[0].startswith("This invitation expired on ")
+    assert not Membership.objects.filter(workspace=owner.workspace, user__email="eve@example.com").exists()
+
+    # The admin invites again: a fresh link, valid from now; the old link is dead.
+    browser(owner).post("/settings/workspace/invite", {"email": "eve@example.com", "role": "viewer"})
+    renewed = Invitation.objects.get(workspace=owner.workspace, email="eve@example.com")
+    assert renewed.token != invitation.token
+    assert eve.get(f"/invitations/{invitation.token}").status_code == 404
+    assert flashed(eve.post(f"/invitations/{renewed.token}")) == ["You joined Team A as Viewer."]
+
+
+def test_an_invitation_still_works_on_its_last_day(owner) -> None:
+    browser(owner).post("/settings/workspace/invite", {"email": "finn@example.com", "role": "member"})
+    invitation = Invitation.objects.get(workspace=owner.workspace, email="finn@example.com")
+    _age(invitation, days=13.9)
+    finn = browser(User.objects.create_user("finn@example.com", "pw"))
+    assert flashed(finn.post(f"/invitations/{invitation.token}")) == ["You joined Team A as Member."]
+
+
 def test_an_invitation_is_refused_to_another_address(owner) -> None:
     Invitation.objects.create(
         workspace=owner.workspace,
