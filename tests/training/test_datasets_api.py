@@ -98,8 +98,14 @@ def test_checks_before_training(owner, sd15_model):
         ],
         name="Checks",
     )
+    # The tiny demo model trains at 64 px (quick preset), where even the 120 px picture is big enough.
+    assert body["checks"]["family"] == "sd15" and body["checks"]["resolution"] == 64
+    assert _checks(body)["too_small"]["level"] == "ok"
+    assert body["checks"]["plan"]["quick_preset"] is True and body["checks"]["params"]["steps"] == 60
+    client = owner.client()
+    body = {**body, "checks": client.get(f"/api/v1/datasets/{body['id']}/checks", {"resolution": 512}).json()}
     checks = _checks(body)
-    assert body["checks"]["family"] == "sd15" and body["checks"]["resolution"] == 512
+    assert body["checks"]["resolution"] == 512
     assert checks["count"]["level"] == "warning" and "4 image(s)" in checks["count"]["message"]
     by_name = {item["source_name"]: item["id"] for item in body["items"]}
     assert checks["near_duplicates"]["level"] == "warning"
@@ -112,7 +118,6 @@ def test_checks_before_training(owner, sd15_model):
     assert {(b["width"], b["height"]) for b in body["checks"]["buckets"]} == {(512, 512), (640, 384)}
     assert body["checks"]["ok"] is True
 
-    client = owner.client()
     no_buckets = client.get(f"/api/v1/datasets/{body['id']}/checks", {"buckets": "false"}).json()
     assert _checks(no_buckets)["aspect_ratios"]["level"] == "warning"
     assert "cropped to a square" in _checks(no_buckets)["aspect_ratios"]["message"]
@@ -128,7 +133,7 @@ def test_presets_list_bounds_explanations_and_models(owner, sd15_model):
     rank = next(p for p in body["params"] if p["name"] == "rank")
     assert rank["min"] == 1 and rank["max"] == 256 and "overfit" in rank["help"]
     assert body["models"] == [
-        {"id": str(sd15_model.pk), "name": "Tiny SD 1.5", "family": "sd15", "is_demo": True}
+        {"id": str(sd15_model.pk), "name": "Tiny SD 1.5", "family": "sd15", "is_demo": True, "preset": "quick"}
     ]
 
 
