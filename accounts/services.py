@@ -42,19 +42,24 @@ def workspace_rename(*, workspace: Workspace, name: str, acting: Membership) -> 
     return workspace
 
 
-# Job rows that a worker may be writing to right now; a workspace is not deleted under them.
-_JOB_MODELS = (("studio", "Generation", "generation"), ("training", "TrainingJob", "training"))
+# Rows a worker may be writing to right now, with the field and values that say so; a workspace is not
+# deleted under them.
+_JOB_MODELS = (
+    ("studio", "Generation", "generation", "status", ("starting", "processing")),
+    ("training", "TrainingJob", "training", "status", ("starting", "processing")),
+    ("models_catalog", "Download", "model download", "state", ("queued", "downloading", "verifying")),
+)
 
 
 def _jobs_in_flight(workspace: Workspace) -> list[str]:
     from django.apps import apps
 
     busy = []
-    for app_label, model_name, noun in _JOB_MODELS:
+    for app_label, model_name, noun, field, active in _JOB_MODELS:
         if not apps.is_installed(app_label):
             continue
         model = apps.get_model(app_label, model_name)
-        count = model.objects.filter(workspace=workspace, status__in=("starting", "processing")).count()
+        count = model.objects.filter(workspace=workspace, **{f"{field}__in": active}).count()
         if count:
             busy.append(f"{count} {noun}{'s' if count != 1 else ''}")
     return busy

@@ -157,3 +157,14 @@ def test_an_outsider_cannot_delete_another_workspace(owner: Persona, outsider: P
     client.post("/settings/workspace/delete", {"confirm_name": "Team A"})
     assert Workspace.objects.filter(pk=owner.workspace.pk).exists()
     assert Workspace.objects.filter(pk=outsider.workspace.pk).exists()  # "Team A" is not its name
+
+
+def test_a_workspace_with_a_model_download_in_progress_is_not_deleted(owner: Persona) -> None:
+    from models_catalog.models import Download
+
+    Download.objects.create(workspace=owner.workspace, state=Download.State.DOWNLOADING)
+    response = browser(owner).post("/settings/workspace/delete", {"confirm_name": "Team A"})
+    assert Workspace.objects.filter(pk=owner.workspace.pk).exists()
+    assert flashed(response) == [
+        "Team A has 1 model download running; cancel them or wait for them to finish, then delete it."
+    ]
