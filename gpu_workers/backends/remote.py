@@ -80,19 +80,58 @@ def stream_job(
     yield outcome
 
 
+_TICK: Any = object()
+_END: Any = object()
+
+
+def _with_ticks(stream: Iterator[dict[str, Any]], tick_s: float) -> Iterator[Any]:
+    """The stream's items, with ``_TICK`` whenever ``tick_s`` passes without one; errors re-raised."""
+    items: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for item in stream:
+                items.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading side, raised there
+            items.put(_Raised(exc))
+        finally:
+            items.put(_END)
+
+    threading.Thread(target=read, name="kizy-remote-stream", daemon=True).start()
+    while True:
+        try:
+            item = items.get(timeout=tick_s)
+        except queue.Empty:
+            yield _TICK
+            continue
+        if item is _END:
+            return
+        if isinstance(item, _Raised):
+            raise item.exc
+        yield item
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
 def replay(
     stream: Iterator[dict[str, Any]], sink: EventSink | None, is_cancelled: Callable[[], bool],
-    on_cancel: Callable[[], None] | None = None,
+    on_cancel: Callable[[], None] | None = None, tick_s: float = 0.5,
 ) -> GraphResult:
     """Feed streamed events to a local sink and rebuild the result (or raise what the job raised).
 
     When ``is_cancelled`` turns true, ``on_cancel`` tells the remote side (which then stops at its next
-    step) before the job is reported canceled here."""
-    for item in stream:
+    step) before the job is reported canceled here. The stream is read in a thread, so a cancel is
+    noticed within ``tick_s`` even while the remote side sends nothing (a cold start loading weights)."""
+    for item in _with_ticks(stream, tick_s):
         if is_cancelled():
             if on_cancel is not None:
                 on_cancel()
             raise JobCanceled()
+        if item is _TICK:
+            continue
         kind = item.get("event")
         if kind is None:
             if "result" in item:

@@ -1,6 +1,8 @@
 """The Modal app's method bodies run in-process with `.local()`; without a token the backend fails fast."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gpu_workers.artifacts import FilesystemArtifactStore
@@ -96,19 +98,26 @@ def test_a_cancel_on_the_site_reaches_the_container_which_stops_within_a_step(wo
     from gpu_workers.backends.modal_backend import request_remote_cancel
 
     STEPS["modal-cancel"] = 0
-    stream = worker.run.local(payload(tmp_path, SLOW))
     seen: list[int] = []
+    received: list[dict] = []
+
+    def recorded():  # what crossed the wire, read on by replay's reader thread after the cancel
+        for item in worker.run.local(payload(tmp_path, SLOW)):
+            received.append(item)
+            yield item
 
     class Sink(RecordingEventSink):
         def step(self, node_id, i, n, preview_png):
             seen.append(i)
 
     with pytest.raises(JobCanceled):
-        replay(iter(stream), Sink(), lambda: len(seen) >= 3, on_cancel=lambda: request_remote_cancel(flags, "job-1"))
+        replay(recorded(), Sink(), lambda: len(seen) >= 3, on_cancel=lambda: request_remote_cancel(flags, "job-1"))
     assert flags == {"job-1": True}
     # The site stopped reading; the container's executor sees the flag at its next poll and stops there.
-    outcome = list(stream)[-1]
-    assert outcome["error"]["kind"] == "canceled"
+    deadline = time.monotonic() + 20
+    while not (received and "error" in received[-1] and "job-1" not in flags) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received[-1]["error"]["kind"] == "canceled"
     assert STEPS["modal-cancel"] < 400  # it did not run to the end
     assert "job-1" not in flags  # the flag is cleared when the run ends
 
@@ -142,3 +151,30 @@ def test_bucket_keys_stay_out_of_the_payload_when_the_container_has_a_storage_se
     sent = remote_payload(job)
     assert "access_key" not in sent["storage"] and "secret_key" not in sent["storage"]
     assert sent["storage"]["bucket"] == "b" and sent["graph"] == GRAPH
+
+
+def test_a_cancel_is_sent_even_while_the_remote_side_is_silent():
+    import threading
+
+    released = threading.Event()
+
+    def cold_start():  # a container loading weights: nothing to stream for a long while
+        released.wait(10)
+        yield {"result": {"outputs": {}, "nodes": {}}}
+
+    asked_at = time.monotonic() + 0.2
+    sent: list[float] = []
+    with pytest.raises(JobCanceled):
+        replay(cold_start(), None, lambda: time.monotonic() > asked_at,
+               on_cancel=lambda: sent.append(time.monotonic()), tick_s=0.05)
+    released.set()
+    assert len(sent) == 1 and sent[0] - asked_at < 1.0  # told within a tick, not after the 10 s wait
+
+
+def test_an_error_raised_by_the_stream_itself_reaches_the_caller():
+    def broken():
+        yield {"event": "log", "node_id": "n", "message": "hi"}
+        raise ConnectionError("the Modal call was interrupted")
+
+    with pytest.raises(ConnectionError, match="interrupted"):
+        replay(broken(), None, lambda: False)
