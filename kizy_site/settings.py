@@ -224,6 +224,11 @@ REST_FRAMEWORK = {
         "accounts.authentication.WorkspaceSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasWorkspaceScope"],
+    "DEFAULT_PARSER_CLASSES": [
+        "accounts.api.parsers.JsonObjectParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -6,11 +6,12 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import WorkspaceScopedViewSet
+from accounts.api.parsers import JsonObjectParser
 
 from .. import selectors, services
 from ..access import get_generation_for_workspace
@@ -33,7 +34,7 @@ class GenerationViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     queryset = Generation.objects.all()
     serializer_class = GenerationRequestSerializer
     scope_map = {"POST": "generate"}
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JsonObjectParser, MultiPartParser, FormParser]
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def filter_for_request(self, queryset: Any) -> Any:

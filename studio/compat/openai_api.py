@@ -12,11 +12,12 @@ from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import WorkspaceAPIView
+from accounts.api.parsers import JsonObjectParser
 
 from .. import selectors, services
 from ..models import Generation, Source
@@ -64,7 +65,7 @@ def _translate(data: Any, *, edit: bool) -> dict[str, Any]:
 
 class _ImagesView(WorkspaceAPIView):
     scope_map = {"POST": "generate"}
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JsonObjectParser, MultiPartParser, FormParser]
     edit = False
 
     @extend_schema(request=dict, responses=dict)

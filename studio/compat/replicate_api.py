@@ -17,11 +17,12 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import WorkspaceAPIView
+from accounts.api.parsers import JsonObjectParser
 from gpu_workers.artifacts import InvalidArtifactKey, artifact_key
 from kizy_site.storage import absolute, signed_url
 
@@ -190,7 +191,7 @@ class FilesView(WorkspaceAPIView):
     is a signed link to this workspace's file, which prediction inputs accept."""
 
     scope_map = {"POST": "generate"}
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, JsonObjectParser]
 
     @extend_schema(operation_id="replicate_files_create", request=dict, responses={201: dict})
     def post(self, request: Request) -> Response:
