@@ -89,6 +89,9 @@ def test_the_dataset_page_states_device_time_and_checks_at_the_size_used(owner, 
     assert "Small for SD 1.5" not in html and "Every image covers 64 px training." in html
     assert 'placeholder="60"' in html  # the steps field shows the preset actually used
     assert 'data-preset="quick"' in html
+    # The goal is saved as it is typed (static/js/training.js): the form says where and shows the status.
+    assert "data-autosave" in html and 'data-testid="autosave-status"' in html
+    assert f'data-api="/api/v1/datasets/{dataset.pk}"' in html and html.count("data-goal-field") == 5
 
     # Asking for 512 px (Advanced) judges the same pictures at 512 px, and the estimate grows with it.
     checks = owner.client().get(f"/api/v1/datasets/{dataset.pk}/checks?model={sd15_model.pk}&resolution=512")
