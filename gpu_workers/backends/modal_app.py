@@ -150,7 +150,8 @@ def _container_registry(allow: list[str]) -> Any:
 TRAINING_TIMEOUT = int(os.environ.get("KIZY_MODAL_TRAINING_TIMEOUT", str(8 * 3600)))
 
 
-@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=TRAINING_TIMEOUT, scaledown_window=60)
+@app.cls(gpu=GPU, volumes={MODELS_PATH: models_volume}, timeout=TRAINING_TIMEOUT, scaledown_window=60,
+         secrets=[modal.Secret.from_name(STORAGE_SECRET)] if STORAGE_SECRET else [])
 class GpuTrainer:
     """LoRA trainings (KIZY_COMPUTE_BACKEND=modal): `train` streams a training's events like `run` does a
     job's, reading the images and writing checkpoints, samples and the LoRA in the site's bucket."""

@@ -109,9 +109,10 @@ class ModalBackend(ComputeBackend):
 
         flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
         try:  # `from_name` is lazy: a missing app or class shows up once the call is made
-            stream = modal.Cls.from_name(self.app_name, class_name)().train.remote_gen(
-                payload.model_dump(mode="json")
-            )
+            data = payload.model_dump(mode="json")
+            if os.environ.get("KIZY_MODAL_STORAGE_SECRET"):  # the container has the keys (remote_payload)
+                data["storage"] = {k: v for k, v in data["storage"].items() if k not in CREDENTIAL_FIELDS}
+            stream = modal.Cls.from_name(self.app_name, class_name)().train.remote_gen(data)
             return replay_training(stream, events, is_cancelled or (lambda: False),
                                    on_cancel=lambda: request_remote_cancel(flags, payload.spec.job_id))
         except modal.exception.NotFoundError as exc:

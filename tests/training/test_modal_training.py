@@ -119,3 +119,28 @@ def test_a_training_runs_on_the_modal_backend_when_configured(
     assert job.runs[-1]["device"] == "cpu"  # what the container reported (no GPU in this test)
     assert default_storage.exists(job.lora_key) and job.lora is not None
     assert all(default_storage.exists(s["key"]) for c in job.checkpoints for s in c["samples"])
+
+
+def test_with_a_storage_secret_the_bucket_keys_stay_out_of_the_training_call(monkeypatch, flags, tmp_path):
+    import modal
+
+    from gpu_workers.backends.modal_backend import ModalBackend
+
+    sent = []
+
+    def remote_gen(data):
+        sent.append(data)
+        return iter([{"error": {"kind": "canceled"}}])
+
+    monkeypatch.setattr(modal.Cls, "from_name", staticmethod(
+        lambda app, name: lambda: SimpleNamespace(train=SimpleNamespace(remote_gen=remote_gen))))
+    monkeypatch.setattr(modal.Dict, "from_name", staticmethod(lambda name, **kwargs: flags))
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
+    monkeypatch.setenv("KIZY_MODAL_STORAGE_SECRET", "kizy-bucket")
+    job = TrainingPayload.model_validate(payload(tmp_path)).model_copy(
+        update={"storage": {"kind": "s3", "bucket": "b", "access_key": "AK", "secret_key": "SK"}}
+    )
+    with pytest.raises(JobCanceled):
+        ModalBackend().submit_training(job)
+    assert sent[0]["storage"] == {"kind": "s3", "bucket": "b"} and sent[0]["spec"]["job_id"] == "train-1"
