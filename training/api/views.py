@@ -12,11 +12,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import WorkspaceScopedViewSet
+from accounts.api.parsers import JsonObjectParser
 from gpu_workers.training.presets import PARAM_BY_NAME, PRESETS, ParamError, describe_presets, resolve_params
 
 from .. import access, services
@@ -124,7 +125,7 @@ class DatasetViewSet(RefuseTooManyFiles, mixins.ListModelMixin, WorkspaceScopedV
     serializer_class = DatasetCreateSerializer
     scope_map = {"POST": "train", "PATCH": "train", "PUT": "train", "DELETE": "train"}
     lookup_value_regex = UUID_PATTERN
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JsonObjectParser, MultiPartParser, FormParser]
 
     def get_object(self) -> Dataset:
         return access.get_dataset_for_workspace(workspace=self.workspace, id=self.kwargs["pk"])
@@ -238,7 +239,7 @@ class TrainingViewSet(RefuseTooManyFiles, mixins.ListModelMixin, WorkspaceScoped
     serializer_class = TrainingCreateSerializer
     scope_map = {"POST": "train"}
     lookup_value_regex = UUID_PATTERN
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JsonObjectParser, MultiPartParser, FormParser]
 
     def get_object(self) -> TrainingJob:
         return access.get_training_for_workspace(workspace=self.workspace, id=self.kwargs["pk"])
