@@ -63,16 +63,7 @@ class ModalBackend(ComputeBackend):
         events: EventSink | None = None,
         is_cancelled: Callable[[], bool] | None = None,
     ) -> GraphResult:
-        if not modal_credentials_present():
-            raise ModalNotConfigured(
-                "KIZY_COMPUTE_BACKEND=modal but no Modal token is configured: set MODAL_TOKEN_ID and "
-                "MODAL_TOKEN_SECRET (create them with `modal token new`), then deploy the app with "
-                "`modal deploy gpu_workers/backends/modal_app.py`."
-            )
-        if payload.storage.get("kind") != "s3":
-            raise ModalNotConfigured(
-                "Modal containers reach files through S3/R2: set KIZY_S3_BUCKET (and endpoint and keys) on the site."
-            )
+        _require_modal(payload.storage, "files")
         import modal
 
         worker_cls = modal.Cls.from_name(self.app_name, self.class_name)
@@ -94,17 +85,7 @@ class ModalBackend(ComputeBackend):
         Raises ``JobCanceled``, ``ModelError``, ``ValueError`` or ``RuntimeError`` like ``train_lora``."""
         from gpu_workers.training.remote import replay_training
 
-        if not modal_credentials_present():
-            raise ModalNotConfigured(
-                "KIZY_COMPUTE_BACKEND=modal but no Modal token is configured: set MODAL_TOKEN_ID and "
-                "MODAL_TOKEN_SECRET (create them with `modal token new`), then deploy the app with "
-                "`modal deploy gpu_workers/backends/modal_app.py`."
-            )
-        if payload.storage.get("kind") != "s3":
-            raise ModalNotConfigured(
-                "Modal containers reach the training images through S3/R2: set KIZY_S3_BUCKET (and endpoint "
-                "and keys) on the site."
-            )
+        _require_modal(payload.storage, "the training images")
         import modal
 
         flags = modal.Dict.from_name(self.cancel_dict, create_if_missing=True)
@@ -120,3 +101,17 @@ class ModalBackend(ComputeBackend):
                 f"The Modal app {self.app_name!r} has no {class_name} ({exc}): deploy it again with "
                 "`modal deploy gpu_workers/backends/modal_app.py`."
             ) from exc
+
+
+def _require_modal(storage: dict[str, Any], what: str) -> None:
+    """Fail at once, in words an operator can act on, when Modal cannot run anything for this site."""
+    if not modal_credentials_present():
+        raise ModalNotConfigured(
+            "KIZY_COMPUTE_BACKEND=modal but no Modal token is configured: set MODAL_TOKEN_ID and "
+            "MODAL_TOKEN_SECRET (create them with `modal token new`), then deploy the app with "
+            "`modal deploy gpu_workers/backends/modal_app.py`."
+        )
+    if storage.get("kind") != "s3":
+        raise ModalNotConfigured(
+            f"Modal containers reach {what} through S3/R2: set KIZY_S3_BUCKET (and endpoint and keys) on the site."
+        )
