@@ -100,18 +100,20 @@ class RejectUnknownFields:
     back from a response) and `ignored_fields` are let through and dropped."""
 
     ignored_fields: frozenset[str] = frozenset()
+    also_allowed: tuple[str, ...] = ()  # read by the view before validation, still named in the message
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "keys"):
             fields = self.fields  # type: ignore[attr-defined]
             read_only = {name for name, field in fields.items() if field.read_only}
-            unknown_field_errors(data.keys(), [name for name in fields if name not in read_only],
-                                 ignored=self.ignored_fields | read_only)
+            allowed = [name for name in fields if name not in read_only] + list(self.also_allowed)
+            unknown_field_errors(data.keys(), allowed, ignored=self.ignored_fields | read_only)
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
 class GenerationRequestSerializer(RejectUnknownFields, serializers.Serializer[None]):
     ignored_fields = RECORD_ONLY_FIELDS
+    also_allowed = ("webhook", "webhook_events_filter")
 
     prompt = serializers.CharField(max_length=2000, help_text="What you want to see.")
     negative_prompt = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
