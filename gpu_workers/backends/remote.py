@@ -43,41 +43,54 @@ class QueueEventSink:
         self.events.put({"event": "log", "node_id": node_id, "message": message})
 
 
+def stream_in_thread(
+    work: Callable[[queue.Queue[Any]], dict[str, Any]], *, thread_name: str
+) -> Iterator[dict[str, Any]]:
+    """Run ``work(events)`` in a thread; yield each event it puts on ``events`` as it comes, then the
+    outcome it returns (``{"result": ...}`` or ``{"error": ...}``). Generations and trainings share it."""
+    events: queue.Queue[Any] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome.update(work(events))
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=run, name=thread_name, daemon=True)
+    thread.start()
+    while (item := events.get()) is not _DONE:
+        yield item
+    thread.join()
+    yield outcome
+
+
 def stream_job(
     payload: dict[str, Any], registry: NodeRegistry, models: ModelProvider | None, device: str,
     is_cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[dict[str, Any]]:
     """Run the job in a thread and yield its events, then `{"result": ...}` or `{"error": ...}`."""
     job = JobPayload.model_validate(payload)
-    events: queue.Queue[Any] = queue.Queue()
-    outcome: dict[str, Any] = {}
 
-    def work() -> None:
+    def work(events: queue.Queue[Any]) -> dict[str, Any]:
         try:
             artifacts = artifact_store_from_config(job.storage)
             result = run_graph(job.graph, registry, workspace_id=job.workspace_id, job_id=job.job_id,
                                artifacts=artifacts, models=bind_models(models, artifacts, job.workspace_id),
                                events=QueueEventSink(events), is_cancelled=is_cancelled,
                                reuse_outputs=job.reuse_outputs, device=device)
-            outcome["result"] = result.as_dict()
+            return {"result": result.as_dict()}
         except JobCanceled:
-            outcome["error"] = {"kind": "canceled", "message": "the job was canceled"}
+            return {"error": {"kind": "canceled", "message": "the job was canceled"}}
         except GraphValidationError as exc:
-            outcome["error"] = {"kind": "invalid", "message": str(exc), "errors": exc.errors}
+            return {"error": {"kind": "invalid", "message": str(exc), "errors": exc.errors}}
         except NodeError as exc:
-            outcome["error"] = {"kind": "node", "message": str(exc), "node_id": exc.node_id,
-                                "node_type": exc.node_type}
+            return {"error": {"kind": "node", "message": str(exc), "node_id": exc.node_id,
+                              "node_type": exc.node_type}}
         except Exception as exc:  # noqa: BLE001 - storage, model store, a bug: its words must reach the site
-            outcome["error"] = {"kind": "error", "message": f"{type(exc).__name__}: {exc}"}
-        finally:
-            events.put(_DONE)
+            return {"error": {"kind": "error", "message": f"{type(exc).__name__}: {exc}"}}
 
-    thread = threading.Thread(target=work, name=f"kizy-job-{job.job_id}", daemon=True)
-    thread.start()
-    while (item := events.get()) is not _DONE:
-        yield item
-    thread.join()
-    yield outcome
+    return stream_in_thread(work, thread_name=f"kizy-job-{job.job_id}")
 
 
 _TICK: Any = object()

@@ -10,7 +10,6 @@ written to the shared bucket by the container, so a retried job resumes from the
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpu_workers.artifacts import artifact_store_from_config
+from gpu_workers.backends.remote import stream_in_thread
 from gpu_workers.models.errors import ModelError
 from gpu_workers.sdk import JobCanceled
 from gpu_workers.training.spec import Checkpoint, Sample, TrainingEvents, TrainingResult, TrainingSpec
-
-_DONE = object()
 
 
 class TrainingPayload(BaseModel):
@@ -84,10 +82,8 @@ def stream_training(
     from gpu_workers.training.trainer import train_lora
 
     job = TrainingPayload.model_validate(payload)
-    events: queue.Queue[Any] = queue.Queue()
-    outcome: dict[str, Any] = {}
 
-    def work() -> None:
+    def work(events: queue.Queue[Any]) -> dict[str, Any]:
         try:
             artifacts = artifact_store_from_config(job.storage)
             model_path = ModelStore(model_store).resolve(
@@ -101,7 +97,7 @@ def stream_training(
                 is_cancelled=is_cancelled,
                 device=device,
             )
-            outcome["result"] = {
+            return {"result": {
                 "lora_key": result.lora_key,
                 "lora_sha256": result.lora_sha256,
                 "lora_size": result.lora_size,
@@ -112,18 +108,11 @@ def stream_training(
                 "loss_history": result.loss_history,
                 "samples": [s.as_dict() for s in result.samples],
                 "reproducibility": result.reproducibility,
-            }
+            }}
         except BaseException as exc:  # noqa: BLE001 - every failure's words must reach the site
-            outcome["error"] = _error(exc)
-        finally:
-            events.put(_DONE)
+            return {"error": _error(exc)}
 
-    thread = threading.Thread(target=work, name=f"kizy-training-{job.spec.job_id}", daemon=True)
-    thread.start()
-    while (item := events.get()) is not _DONE:
-        yield item
-    thread.join()
-    yield outcome
+    return stream_in_thread(work, thread_name=f"kizy-training-{job.spec.job_id}")
 
 
 def _sample(data: dict[str, Any]) -> Sample:
