@@ -113,3 +113,13 @@ def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def modal_cancel_flags(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The Modal app's shared cancel flags (a `modal.Dict` in production), as a plain dict."""
+    from gpu_workers.backends import modal_app
+
+    flags: dict[str, bool] = {}
+    monkeypatch.setattr(modal_app, "cancel_flags", flags)
+    return flags

@@ -26,17 +26,7 @@ def container_store(tmp_path_factory):
 
 
 @pytest.fixture
-def flags(monkeypatch):
-    """The shared cancel flags (a `modal.Dict` in production), as a plain dict."""
-    from gpu_workers.backends import modal_app
-
-    flags: dict = {}
-    monkeypatch.setattr(modal_app, "cancel_flags", flags)
-    return flags
-
-
-@pytest.fixture
-def worker(monkeypatch, container_store, flags):
+def worker(monkeypatch, container_store, modal_cancel_flags):
     monkeypatch.setenv("KIZY_NODE_PACKS", "kizy,kizy-testpack")
     monkeypatch.setenv("KIZY_MODEL_STORE", str(container_store))
     from gpu_workers.backends.modal_app import GpuWorker
@@ -92,7 +82,7 @@ SLOW = {"nodes": {"slow": {"type": "slow_steps", "inputs": {"label": "modal-canc
                                                              "delay_s": 0.01}}}, "outputs": ["slow"]}
 
 
-def test_a_cancel_on_the_site_reaches_the_container_which_stops_within_a_step(worker, flags, tmp_path):
+def test_a_cancel_on_the_site_reaches_the_container_which_stops_within_a_step(worker, modal_cancel_flags, tmp_path):
     from kizy_testpack.counters import STEPS
 
     from gpu_workers.backends.modal_backend import request_remote_cancel
@@ -111,15 +101,19 @@ def test_a_cancel_on_the_site_reaches_the_container_which_stops_within_a_step(wo
             seen.append(i)
 
     with pytest.raises(JobCanceled):
-        replay(recorded(), Sink(), lambda: len(seen) >= 3, on_cancel=lambda: request_remote_cancel(flags, "job-1"))
-    assert flags == {"job-1": True}
+        replay(recorded(), Sink(), lambda: len(seen) >= 3,
+               on_cancel=lambda: request_remote_cancel(modal_cancel_flags, "job-1"))
+    assert modal_cancel_flags == {"job-1": True}
     # The site stopped reading; the container's executor sees the flag at its next poll and stops there.
     deadline = time.monotonic() + 20
-    while not (received and "error" in received[-1] and "job-1" not in flags) and time.monotonic() < deadline:
+    def stopped() -> bool:
+        return bool(received) and "error" in received[-1] and "job-1" not in modal_cancel_flags
+
+    while not stopped() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert received[-1]["error"]["kind"] == "canceled"
     assert STEPS["modal-cancel"] < 400  # it did not run to the end
-    assert "job-1" not in flags  # the flag is cleared when the run ends
+    assert "job-1" not in modal_cancel_flags  # the flag is cleared when the run ends
 
 
 def test_the_container_loads_the_builtins_without_their_entry_point_and_installs_the_upscaler(

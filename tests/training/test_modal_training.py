@@ -25,17 +25,7 @@ from .helpers import png, smooth_png, upload, zip_of
 
 
 @pytest.fixture
-def flags(monkeypatch):
-    """The shared cancel flags (a `modal.Dict` in production), as a plain dict."""
-    from gpu_workers.backends import modal_app
-
-    flags: dict = {}
-    monkeypatch.setattr(modal_app, "cancel_flags", flags)
-    return flags
-
-
-@pytest.fixture
-def trainer(monkeypatch, tiny_model_store, flags):
+def trainer(monkeypatch, tiny_model_store, modal_cancel_flags):
     monkeypatch.setenv("KIZY_MODEL_STORE", str(tiny_model_store))
     from gpu_workers.backends.modal_app import GpuTrainer
 
@@ -68,11 +58,11 @@ def test_the_modal_trainer_streams_steps_checkpoints_and_the_lora(trainer, tmp_p
     assert len(result.loss_history) == 4 and result.reproducibility
 
 
-def test_a_raised_cancel_flag_stops_the_modal_trainer(trainer, tmp_path, flags):
-    flags["train-1"] = True
+def test_a_raised_cancel_flag_stops_the_modal_trainer(trainer, tmp_path, modal_cancel_flags):
+    modal_cancel_flags["train-1"] = True
     with pytest.raises(JobCanceled):
         replay_training(iter(trainer.train.local(payload(tmp_path))), None, lambda: False)
-    assert "train-1" not in flags  # forgotten once the call ends
+    assert "train-1" not in modal_cancel_flags  # forgotten once the call ends
 
 
 def test_a_missing_base_model_comes_back_as_a_model_error(trainer, tmp_path):
@@ -83,7 +73,7 @@ def test_a_missing_base_model_comes_back_as_a_model_error(trainer, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_training_runs_on_the_modal_backend_when_configured(
-    owner, sd15_model, trainer, flags, s3, settings, monkeypatch  # noqa: F811
+    owner, sd15_model, trainer, modal_cancel_flags, s3, settings, monkeypatch  # noqa: F811
 ):
     import modal
 
@@ -94,7 +84,7 @@ def test_a_training_runs_on_the_modal_backend_when_configured(
         return lambda: SimpleNamespace(train=SimpleNamespace(remote_gen=trainer.train.local))
 
     monkeypatch.setattr(modal.Cls, "from_name", staticmethod(from_name))
-    monkeypatch.setattr(modal.Dict, "from_name", staticmethod(lambda name, **kwargs: flags))
+    monkeypatch.setattr(modal.Dict, "from_name", staticmethod(lambda name, **kwargs: modal_cancel_flags))
     monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
     monkeypatch.setattr("training.services.enqueue", lambda job: None)
@@ -121,7 +111,7 @@ def test_a_training_runs_on_the_modal_backend_when_configured(
     assert all(default_storage.exists(s["key"]) for c in job.checkpoints for s in c["samples"])
 
 
-def test_with_a_storage_secret_the_bucket_keys_stay_out_of_the_training_call(monkeypatch, flags, tmp_path):
+def test_with_a_storage_secret_the_bucket_keys_stay_out_of_the_training_call(monkeypatch, modal_cancel_flags, tmp_path):
     import modal
 
     from gpu_workers.backends.modal_backend import ModalBackend
@@ -134,7 +124,7 @@ def test_with_a_storage_secret_the_bucket_keys_stay_out_of_the_training_call(mon
 
     monkeypatch.setattr(modal.Cls, "from_name", staticmethod(
         lambda app, name: lambda: SimpleNamespace(train=SimpleNamespace(remote_gen=remote_gen))))
-    monkeypatch.setattr(modal.Dict, "from_name", staticmethod(lambda name, **kwargs: flags))
+    monkeypatch.setattr(modal.Dict, "from_name", staticmethod(lambda name, **kwargs: modal_cancel_flags))
     monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
     monkeypatch.setenv("KIZY_MODAL_STORAGE_SECRET", "kizy-bucket")
